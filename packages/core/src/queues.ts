@@ -1,0 +1,31 @@
+import type { EventEnvelope } from './events.ts';
+
+/** BullMQ key prefix for every Holdfast queue (keys look like `holdfast:archive:<jobId>`). */
+export const QUEUE_PREFIX = 'holdfast';
+
+/** Queue names. Jobs are keyed by event id, so adding the same event twice is a no-op. */
+export const QUEUES = Object.freeze({
+  archive: 'archive',
+  sendEmail: 'send-email',
+});
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+/** Payload of an `archive` job: one event to write under lock. */
+export interface ArchiveJobData {
+  event: EventEnvelope;
+}
+
+/** What the archiver returns; a send job reads it from its archive child. */
+export interface ArchiveJobResult {
+  key: string;
+  versionId: string;
+  sha256: string;
+  retainUntil: string;
+  /** False when the object was already archived by an earlier delivery of the same job. */
+  created: boolean;
+}
+
+/** Payload of a `send-*` job: the submitted message event. Its archive child must complete first. */
+export interface SendJobData {
+  event: EventEnvelope;
+}

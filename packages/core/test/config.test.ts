@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/index.ts';
+
+describe('loadConfig', () => {
+  it('falls back to the embedded defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.store).toBe('local:./.holdfast/store');
+    expect(config.transports.email.kind).toBe('outbox');
+    expect(config.port).toBe(8080);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ REDIS_URL: '', PORT: '' }).port).toBe(8080);
+  });
+
+  it('reads provider transports and S3 stores', () => {
+    const config = loadConfig({
+      REDIS_URL: 'redis://127.0.0.1:7000',
+      HOLDFAST_STORE: 's3://archive-bucket',
+      HOLDFAST_EMAIL_TRANSPORT: 'ses',
+      HOLDFAST_S3_ENDPOINT: 'http://127.0.0.1:9000',
+    });
+    expect(config.transports.email).toEqual({ kind: 'provider' });
+    expect(config.store).toBe('s3://archive-bucket');
+  });
+
+  it.each([
+    ['REDIS_URL', 'localhost:6379', /REDIS_URL: must be a redis:\/\//],
+    ['HOLDFAST_STORE', 'ftp://x', /HOLDFAST_STORE: must be "local:<dir>" or "s3:\/\/<bucket>"/],
+    ['HOLDFAST_EMAIL_TRANSPORT', 'smtp', /HOLDFAST_EMAIL_TRANSPORT: must be "ses" or "outbox:<dir>"/],
+    ['PORT', 'eighty', /PORT:/],
+    ['HOLDFAST_S3_ENDPOINT', 'not a url', /HOLDFAST_S3_ENDPOINT:/],
+  ])('names the bad variable %s', (name, value, message) => {
+    let caught: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).variable).toBe(name);
+    expect((caught as ConfigError).message).toMatch(message);
+  });
+});

@@ -1,0 +1,236 @@
+import {
+  createLogger,
+  type EventEnvelope,
+  type Logger,
+  parseEvent,
+  QUEUE_PREFIX,
+  QUEUES,
+  type QueueName,
+} from '@holdfast/core';
+import { Spool } from '@holdfast/spool';
+import { FlowProducer, Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { NotDurableError, ProducerClosedError } from './errors.ts';
+import { createRedisConnection } from './redis-connection.ts';
+import { archiveJobOptions, emailFlow, type Route, routes, topQueue } from './routes.ts';
+
+export interface EventWriterOptions {
+  /** Directory of this process's spool. One process per directory. */
+  spoolDir: string;
+  redisUrl: string;
+  logger?: Logger;
+  /** An unacknowledged event older than this is looked up in Redis and re-enqueued if missing. @defaultValue 15000 */
+  redeliverAfterMs?: number;
+  /** How often the drainer runs. @defaultValue 5000 */
+  drainIntervalMs?: number;
+}
+
+interface SpooledEvent {
+  route: Route;
+  event: EventEnvelope;
+}
+
+export interface DrainReport {
+  acked: number;
+  requeued: number;
+  waiting: number;
+  failed: number;
+}
+
+/**
+ * The write path after validation: append to the spool (fsync) -> acknowledge the caller ->
+ * enqueue (jobId = event id) -> forget once the top job completed. A drainer re-enqueues what
+ * Redis lost or never received, so an accepted event survives a Redis outage or a crash.
+ */
+export class EventWriter {
+  readonly #spool: Spool;
+  readonly #redis: Redis;
+  readonly #queues: Map<QueueName, Queue>;
+  readonly #flows: FlowProducer;
+  readonly #events = new Map<QueueName, QueueEvents>();
+  /** Unacknowledged event id -> the queue whose completion acknowledges it. */
+  readonly #pending = new Map<string, QueueName>();
+  readonly #log: Logger;
+  readonly #redisUrl: string;
+  readonly #redeliverAfterMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #draining: Promise<DrainReport> | undefined;
+  #closed = false;
+
+  private constructor(
+    spool: Spool,
+    options: Required<Omit<EventWriterOptions, 'logger'>> & { logger: Logger },
+  ) {
+    this.#spool = spool;
+    this.#log = options.logger;
+    this.#redisUrl = options.redisUrl;
+    this.#redeliverAfterMs = options.redeliverAfterMs;
+    this.#redis = createRedisConnection(options.redisUrl, 'producer', 'holdfast-producer', options.logger);
+    // Errors surface on each command; the drainer retries. Without a listener ioredis logs to stderr.
+    // Whatever was accepted while Redis was away is due as soon as it is back.
+    this.#redis.on('ready', () => void this.drain(0).catch(() => {}));
+    const opts = { connection: this.#redis, prefix: QUEUE_PREFIX };
+    this.#queues = new Map([
+      [QUEUES.archive, new Queue(QUEUES.archive, opts)],
+      [QUEUES.sendEmail, new Queue(QUEUES.sendEmail, opts)],
+    ]);
+    this.#flows = new FlowProducer(opts);
+    // The connection logs outages once; without listeners BullMQ would print every failed command.
+    const quiet = (error: Error) => this.#log.debug({ err: error.message }, 'queue client error');
+    this.#flows.on('error', quiet);
+    for (const queue of this.#queues.values()) queue.on('error', quiet);
+    this.#timer = setInterval(() => void this.drain().catch(() => {}), options.drainIntervalMs);
+    this.#timer.unref();
+  }
+
+  static async open(options: EventWriterOptions): Promise<EventWriter> {
+    const logger = options.logger ?? createLogger({ name: 'holdfast-producer' });
+    const spool = await Spool.open({
+      dir: options.spoolDir,
+      onCorruption: (c) =>
+        logger.error(
+          { corruption: c },
+          'spool corruption found and quarantined; the quarantined bytes need a person',
+        ),
+    });
+    const writer = new EventWriter(spool, {
+      spoolDir: options.spoolDir,
+      redisUrl: options.redisUrl,
+      logger,
+      redeliverAfterMs: options.redeliverAfterMs ?? 15_000,
+      drainIntervalMs: options.drainIntervalMs ?? 5_000,
+    });
+    for await (const record of spool.unacked()) {
+      const { route, event } = decode(record.payload);
+      writer.#pending.set(event.id, topQueue(route));
+      writer.#listen(topQueue(route));
+    }
+    if (writer.#pending.size > 0) {
+      logger.info(
+        { backlog: writer.#pending.size },
+        'spool has unacknowledged events from an earlier run; draining',
+      );
+      // Everything left from the previous run is due now: its process is gone.
+      void writer.drain(0).catch(() => {});
+    }
+    return writer;
+  }
+
+  /**
+   * Resolves once the event is durable in the spool: that is the acknowledgement. Enqueueing
+   * is attempted right away; if Redis is unreachable the drainer enqueues it later.
+   */
+  async submit(event: EventEnvelope, route: Route): Promise<void> {
+    if (this.#closed) throw new ProducerClosedError();
+    const top = topQueue(route);
+    this.#listen(top);
+    try {
+      await this.#spool.append(event.id, encode({ route, event }));
+    } catch (error) {
+      throw new NotDurableError(error);
+    }
+    this.#pending.set(event.id, top);
+    // Fail fast while Redis is away: the event is durable, and the drainer enqueues it on reconnect.
+    if (this.#redis.status !== 'ready') return;
+    try {
+      await this.#enqueue({ route, event });
+    } catch (error) {
+      this.#log.warn(
+        { eventId: event.id, err: (error as Error).message },
+        'enqueue failed; the spool keeps the event and the drainer will retry',
+      );
+    }
+  }
+
+  /**
+   * One reconciliation pass over the spool: acknowledge what completed, re-enqueue what Redis
+   * does not know. Concurrent calls share one pass.
+   */
+  drain(olderThanMs = this.#redeliverAfterMs): Promise<DrainReport> {
+    this.#draining ??= this.#drainOnce(olderThanMs).finally(() => {
+      this.#draining = undefined;
+    });
+    return this.#draining;
+  }
+
+  stats(): { backlog: number; spool: ReturnType<Spool['stats']> } {
+    return { backlog: this.#pending.size, spool: this.#spool.stats() };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#draining?.catch(() => {});
+    await Promise.allSettled([...this.#events.values()].map((e) => e.close()));
+    await Promise.allSettled([this.#flows.close(), ...[...this.#queues.values()].map((q) => q.close())]);
+    this.#redis.disconnect();
+    await this.#spool.close();
+  }
+
+  async #drainOnce(olderThanMs: number): Promise<DrainReport> {
+    const report: DrainReport = { acked: 0, requeued: 0, waiting: 0, failed: 0 };
+    const cutoff = Date.now() - olderThanMs;
+    if (this.#redis.status !== 'ready') return report;
+    for await (const record of this.#spool.unacked()) {
+      if (this.#closed) break;
+      if (record.appendedAt.getTime() > cutoff) continue;
+      const spooled = decode(record.payload);
+      const top = topQueue(spooled.route);
+      const state = await this.#queues.get(top)!.getJobState(record.id);
+      if (state === 'completed') {
+        await this.#ack(record.id);
+        report.acked++;
+      } else if (state === 'unknown') {
+        await this.#enqueue(spooled);
+        report.requeued++;
+      } else if (state === 'failed') {
+        report.failed++;
+      } else {
+        report.waiting++;
+      }
+    }
+    if (report.requeued > 0 || report.failed > 0) this.#log.info(report, 'spool drain pass');
+    return report;
+  }
+
+  async #enqueue({ route, event }: SpooledEvent): Promise<void> {
+    if (route === 'archive') {
+      await this.#queues.get(QUEUES.archive)!.add('archive', { event }, archiveJobOptions(event));
+    } else {
+      await this.#flows.add(emailFlow(event));
+    }
+  }
+
+  async #ack(id: string): Promise<void> {
+    this.#pending.delete(id);
+    await this.#spool.ack(id);
+  }
+
+  /** Completions arrive as queue events; the drainer covers any this process missed. */
+  #listen(queue: QueueName): void {
+    if (this.#events.has(queue)) return;
+    const events = new QueueEvents(queue, {
+      connection: createRedisConnection(this.#redisUrl, 'worker', 'holdfast-events', this.#log),
+      prefix: QUEUE_PREFIX,
+    });
+    events.on('error', (error) => this.#log.debug({ err: error.message }, 'queue events connection error'));
+    events.on('completed', ({ jobId }) => {
+      if (this.#pending.get(jobId) !== queue) return;
+      this.#ack(jobId).catch((error) =>
+        this.#log.warn({ eventId: jobId, err: error.message }, 'spool ack failed; the drainer will retry'),
+      );
+    });
+    this.#events.set(queue, events);
+  }
+}
+
+function encode(value: SpooledEvent): Uint8Array {
+  return Buffer.from(JSON.stringify(value));
+}
+
+function decode(payload: Uint8Array): SpooledEvent {
+  const value = JSON.parse(Buffer.from(payload).toString('utf8')) as SpooledEvent;
+  if (!routes.includes(value.route)) throw new Error(`spool record has unknown route ${String(value.route)}`);
+  return { route: value.route, event: parseEvent(value.event) };
+}

@@ -1,0 +1,32 @@
+import type { Logger } from '@holdfast/core';
+import { Redis } from 'ioredis';
+
+/**
+ * Producers fail fast when Redis is away (the spool already holds the event and the drainer
+ * enqueues it later); workers wait for Redis for as long as it takes, as BullMQ requires.
+ * Connection errors are logged once per outage, not once per reconnect attempt.
+ */
+export function createRedisConnection(
+  url: string,
+  role: 'producer' | 'worker',
+  name: string,
+  log?: Logger,
+): Redis {
+  const redis = new Redis(url, {
+    connectionName: `${name}:${role}`,
+    maxRetriesPerRequest: role === 'worker' ? null : 1,
+    enableOfflineQueue: role === 'worker',
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+  });
+  let reported = false;
+  redis.on('ready', () => {
+    if (reported) log?.info({ connection: name }, 'redis connection restored');
+    reported = false;
+  });
+  redis.on('error', (error: Error) => {
+    if (reported) return;
+    reported = true;
+    log?.warn({ connection: name, err: error.message }, 'redis connection lost; reconnecting');
+  });
+  return redis;
+}

@@ -1,0 +1,14 @@
+export * from './errors.ts';
+export { LocalWormStore, type LocalWormStoreOptions } from './local-worm-store.ts';
+export type {
+  ObjectHead,
+  ObjectListEntry,
+  ObjectStore,
+  ObjectVersionOptions,
+  ObjectVersionSummary,
+  PutObjectInput,
+  PutObjectResult,
+  RetentionMode,
+} from './object-store.ts';
+export { type OpenObjectStoreOptions, openObjectStore } from './open-object-store.ts';
+export { S3WormStore, type S3WormStoreOptions } from './s3-worm-store.ts';

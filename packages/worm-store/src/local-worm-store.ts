@@ -1,0 +1,649 @@
+import { randomUUID } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { link, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { HoldfastError } from '@holdfast/core';
+import { fsyncDir, mkdirDurable, writeFileSynced } from './durable-fs.ts';
+import {
+  ChecksumMismatchError,
+  InvalidKeyError,
+  InvalidObjectInputError,
+  InvalidStoreOptionsError,
+  ObjectExistsError,
+  ObjectHeldError,
+  ObjectNotFoundError,
+  ObjectRetainedError,
+  RetentionShortenError,
+  StoreClosedError,
+  StoreCorruptError,
+  StoreUnavailableError,
+} from './errors.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+import {
+  blobName,
+  decodeSegment,
+  FORMAT,
+  FORMAT_FILE,
+  hostTag,
+  keyDir,
+  manifestName,
+  OBJECTS_DIR,
+  ownerTag,
+  parseEntryName,
+  parseManifest,
+  parseTempName,
+  type TempOwner,
+  TMP_DIR,
+  type VersionManifest,
+} from './local-layout.ts';
+import type {
+  ObjectHead,
+  ObjectListEntry,
+  ObjectStore,
+  ObjectVersionOptions,
+  ObjectVersionSummary,
+  PutObjectInput,
+  PutObjectResult,
+} from './object-store.ts';
+import { sha256Hex } from './sha256.ts';
+import {
+  validateDate,
+  validateFutureDate,
+  validateKey,
+  validatePrefix,
+  validatePutInput,
+  validateVersionId,
+} from './validate.ts';
+import { isVersionId, newVersionId } from './version-id.ts';
+
+export interface LocalWormStoreOptions {
+  /** Directory holding the store; created (with parents) when missing. */
+  dir: string;
+  /**
+   * Source of "now" for retention checks and Last-Modified; tests inject one to move past
+   * retain-until dates.
+   * @defaultValue `() => new Date()`
+   */
+  clock?: () => Date;
+}
+
+interface ResolvedOptions {
+  readonly dir: string;
+  readonly clock: () => Date;
+}
+
+interface NodeVersion {
+  generations: number[];
+  blob: boolean;
+}
+
+// A racing writer can replace a manifest between our readdir and our read; retry a few times.
+const RACE_RETRIES = 16;
+// Other threads of this process report the same start time to within a few ms.
+const SAME_PROCESS_SLACK_MS = 5_000;
+
+// A temp file of another host (a container sharing the directory) cannot be checked for a live
+// owner, so it is only removed once it is clearly abandoned.
+const FOREIGN_TEMP_MAX_AGE_MS = 3_600_000;
+
+const OWNER: TempOwner = {
+  host: hostTag(hostname()),
+  pid: process.pid,
+  startMs: Math.round(Date.now() - process.uptime() * 1000),
+};
+
+function isErrno(err: unknown, ...codes: string[]): boolean {
+  return err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? '');
+}
+
+function isAlive(owner: TempOwner): boolean {
+  if (owner.pid === OWNER.pid) return Math.abs(owner.startMs - OWNER.startMs) < SAME_PROCESS_SLACK_MS;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (err) {
+    return !isErrno(err, 'ESRCH');
+  }
+}
+
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+function toHead(m: VersionManifest): ObjectHead {
+  return {
+    key: m.key,
+    versionId: m.versionId,
+    size: m.size,
+    sha256: m.sha256,
+    contentType: m.contentType,
+    mode: m.mode,
+    retainUntil: new Date(m.retainUntil),
+    legalHold: m.legalHold,
+    lastModified: new Date(m.lastModified),
+    metadata: { ...m.metadata },
+  };
+}
+
+function validateOptions(options: LocalWormStoreOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidStoreOptionsError('options', 'must be an object');
+  }
+  if (typeof options.dir !== 'string' || options.dir.trim() === '') {
+    throw new InvalidStoreOptionsError('dir', 'must be a non-empty path');
+  }
+  if (options.clock !== undefined && typeof options.clock !== 'function') {
+    throw new InvalidStoreOptionsError('clock', 'must be a function returning a Date');
+  }
+  return Object.freeze({ dir: resolve(options.dir), clock: options.clock ?? (() => new Date()) });
+}
+
+/**
+ * The embedded default store: a directory on the local filesystem that enforces the same rules as
+ * S3 Object Lock in COMPLIANCE mode — versions are immutable, retention only extends, a retained or
+ * held version cannot be deleted.
+ *
+ * The rules are enforced **in-process only**: anyone with write access to the directory (root
+ * included) can remove the files. Stored files are made read-only (0444) as a guard against
+ * accidents, not as protection. True WORM needs S3 Object Lock (`s3://<bucket>`).
+ *
+ * Crash safety: a version's bytes and manifest are written to temp files and fsynced, the bytes are
+ * renamed into place, then the manifest is renamed into place last, each rename made durable with a
+ * directory fsync. A version is visible only once its manifest is in place, so a crash leaves no
+ * visible half object; temp leftovers of dead processes are cleaned on open. Retention and hold
+ * changes write a new manifest generation with `link` (which fails if that generation already
+ * exists), so concurrent changes — even from several processes — cannot overwrite each other.
+ * See `local-layout.ts` for the file layout.
+ */
+export class LocalWormStore implements ObjectStore {
+  readonly description: string;
+  readonly #root: string;
+  readonly #objects: string;
+  readonly #tmp: string;
+  readonly #clock: () => Date;
+  readonly #mutex = new KeyedMutex();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closed = false;
+
+  private constructor(options: ResolvedOptions) {
+    this.#root = options.dir;
+    this.#objects = join(options.dir, OBJECTS_DIR);
+    this.#tmp = join(options.dir, TMP_DIR);
+    this.#clock = options.clock;
+    this.description = `local:${options.dir}`;
+  }
+
+  static async open(options: LocalWormStoreOptions): Promise<LocalWormStore> {
+    const resolved = validateOptions(options);
+    const store = new LocalWormStore(resolved);
+    try {
+      await mkdirDurable(store.#objects);
+      await mkdirDurable(store.#tmp);
+      await store.#checkFormat();
+      await store.#recoverTemp();
+    } catch (err) {
+      if (err instanceof HoldfastError) throw err;
+      throw new StoreUnavailableError(store.description, 'open', { cause: err });
+    }
+    return store;
+  }
+
+  put(input: PutObjectInput): Promise<PutObjectResult> {
+    return this.#op('put', async () => {
+      const v = validatePutInput(input, this.#clock());
+      const actual = sha256Hex(v.body);
+      if (actual !== v.sha256) {
+        throw new ChecksumMismatchError(v.key, `body SHA-256 is ${actual} but ${v.sha256} was declared`);
+      }
+      const dir = keyDir(this.#root, v.key);
+      return this.#mutex.run(v.key, async () => {
+        if (v.ifNoneMatch && (await this.#resolve(v.key, undefined)) !== undefined) {
+          throw new ObjectExistsError(v.key);
+        }
+        const versionId = newVersionId();
+        const manifest: VersionManifest = {
+          format: 1,
+          key: v.key,
+          versionId,
+          size: v.body.byteLength,
+          sha256: v.sha256,
+          contentType: v.contentType,
+          metadata: v.metadata,
+          mode: 'COMPLIANCE',
+          retainUntil: v.retainUntil.toISOString(),
+          legalHold: v.legalHold,
+          lastModified: this.#clock().toISOString(),
+        };
+        await mkdirDurable(dir);
+        // The temp manifest doubles as the intent record recovery uses to find an orphaned blob.
+        const tmpBlob = join(this.#tmp, `${ownerTag(OWNER)}.${versionId}.blob`);
+        const tmpManifest = join(this.#tmp, `${ownerTag(OWNER)}.${versionId}.manifest.json`);
+        const finalBlob = join(dir, blobName(versionId));
+        let blobPlaced = false;
+        let committed = false;
+        try {
+          await writeFileSynced(tmpBlob, v.body);
+          await writeFileSynced(tmpManifest, JSON.stringify(manifest));
+          await rename(tmpBlob, finalBlob);
+          blobPlaced = true;
+          // The bytes must be durable in place before a manifest can point at them.
+          await fsyncDir(dir);
+          await rename(tmpManifest, join(dir, manifestName(versionId, 0)));
+          committed = true;
+          await fsyncDir(dir);
+        } finally {
+          if (!committed) {
+            await unlink(tmpBlob).catch(() => undefined);
+            await unlink(tmpManifest).catch(() => undefined);
+            if (blobPlaced) await unlink(finalBlob).catch(() => undefined);
+          }
+        }
+        return { key: v.key, versionId, sha256: v.sha256 };
+      });
+    });
+  }
+
+  head(key: string, opts?: ObjectVersionOptions): Promise<ObjectHead | undefined> {
+    return this.#op('head', async () => {
+      validateKey(key);
+      const versionId = opts?.versionId === undefined ? undefined : validateVersionId(opts.versionId);
+      const found = await this.#resolve(key, versionId);
+      return found && toHead(found.manifest);
+    });
+  }
+
+  get(key: string, opts?: ObjectVersionOptions): Promise<{ head: ObjectHead; body: Uint8Array }> {
+    return this.#op('get', async () => {
+      validateKey(key);
+      const versionId = opts?.versionId === undefined ? undefined : validateVersionId(opts.versionId);
+      for (let attempt = 0; attempt < RACE_RETRIES; attempt++) {
+        const found = await this.#resolve(key, versionId);
+        if (!found) break;
+        let body: Buffer;
+        try {
+          body = await readFile(join(found.dir, blobName(found.manifest.versionId)));
+        } catch (err) {
+          // Deleted between reading the manifest and the bytes: look again.
+          if (isErrno(err, 'ENOENT')) continue;
+          throw err;
+        }
+        const actual = sha256Hex(body);
+        if (body.byteLength !== found.manifest.size || actual !== found.manifest.sha256) {
+          throw new StoreCorruptError(
+            key,
+            `version ${found.manifest.versionId} has ${body.byteLength} bytes with SHA-256 ${actual}; ` +
+              `${found.manifest.size} bytes with SHA-256 ${found.manifest.sha256} were written`,
+          );
+        }
+        return {
+          head: toHead(found.manifest),
+          body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+        };
+      }
+      throw new ObjectNotFoundError(key, versionId);
+    });
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectListEntry> {
+    for await (const versions of this.#keysUnder('list', prefix)) {
+      const latest = versions[0]!;
+      yield { key: latest.key, size: latest.size, lastModified: new Date(latest.lastModified) };
+    }
+  }
+
+  async *listVersions(prefix: string): AsyncIterable<ObjectVersionSummary> {
+    for await (const versions of this.#keysUnder('listVersions', prefix)) {
+      for (const [i, m] of versions.entries()) {
+        yield {
+          key: m.key,
+          versionId: m.versionId,
+          size: m.size,
+          lastModified: new Date(m.lastModified),
+          isLatest: i === 0,
+          deleteMarker: false,
+        };
+      }
+    }
+  }
+
+  extendRetention(key: string, versionId: string, until: Date): Promise<void> {
+    return this.#op('extendRetention', async () => {
+      validateDate(until, 'until');
+      await this.#update(key, versionId, (m) => {
+        const current = new Date(m.retainUntil);
+        if (until.getTime() < current.getTime()) {
+          throw new RetentionShortenError(key, m.versionId, current, until);
+        }
+        if (until.getTime() === current.getTime()) return undefined;
+        validateFutureDate(until, 'until', this.#clock());
+        return { ...m, retainUntil: until.toISOString() };
+      });
+    });
+  }
+
+  setLegalHold(key: string, versionId: string, on: boolean): Promise<void> {
+    return this.#op('setLegalHold', async () => {
+      if (typeof on !== 'boolean')
+        throw new InvalidObjectInputError('on', 'the legal hold state must be a boolean');
+      await this.#update(key, versionId, (m) => (m.legalHold === on ? undefined : { ...m, legalHold: on }));
+    });
+  }
+
+  deleteVersion(key: string, versionId: string): Promise<void> {
+    return this.#op('deleteVersion', async () => {
+      const tombstone = await this.#update(
+        key,
+        versionId,
+        (m) => {
+          const now = this.#clock();
+          const retainUntil = new Date(m.retainUntil);
+          if (now.getTime() < retainUntil.getTime()) {
+            throw new ObjectRetainedError(key, m.versionId, retainUntil, m.legalHold);
+          }
+          if (m.legalHold) throw new ObjectHeldError(key, m.versionId);
+          return { ...m, deletedAt: now.toISOString() };
+        },
+        { missingIsOk: true },
+      );
+      if (tombstone) await this.#removeVersionFiles(keyDir(this.#root, key), tombstone.versionId);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreClosedError(this.description);
+  }
+
+  /** Runs one operation: refuses after close, lets close wait for it, maps raw I/O errors. */
+  async #op<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    this.#assertOpen();
+    const running = work();
+    this.#inFlight.add(running);
+    try {
+      return await running;
+    } catch (err) {
+      if (err instanceof HoldfastError) throw err;
+      throw new StoreUnavailableError(this.description, operation, { cause: err });
+    } finally {
+      this.#inFlight.delete(running);
+    }
+  }
+
+  async #checkFormat(): Promise<void> {
+    const path = join(this.#root, FORMAT_FILE);
+    let text: string | undefined;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+    if (text === undefined) {
+      const tmp = join(this.#tmp, `${ownerTag(OWNER)}.${randomUUID()}.format.json`);
+      await writeFileSynced(tmp, `${JSON.stringify(FORMAT)}\n`);
+      await rename(tmp, path);
+      await fsyncDir(this.#root);
+      return;
+    }
+    let format: unknown;
+    try {
+      format = JSON.parse(text);
+    } catch {
+      format = undefined;
+    }
+    const f = format as { format?: unknown; version?: unknown } | undefined;
+    if (f?.format !== FORMAT.format || f.version !== FORMAT.version) {
+      throw new InvalidStoreOptionsError(
+        'dir',
+        `${this.#root} holds ${FORMAT_FILE} for an unsupported format (${text.trim().slice(0, 80)})`,
+      );
+    }
+  }
+
+  /** Removes temp files of dead processes, and the blob a put left without its manifest. */
+  async #recoverTemp(): Promise<void> {
+    for (const name of await readdir(this.#tmp)) {
+      const parsed = parseTempName(name);
+      if (!parsed) continue;
+      const path = join(this.#tmp, name);
+      if (parsed.owner.host === OWNER.host) {
+        if (isAlive(parsed.owner)) continue;
+      } else {
+        const age = Date.now() - (await stat(path)).mtimeMs;
+        if (age < FOREIGN_TEMP_MAX_AGE_MS) continue;
+      }
+      const intent = /^([0-9A-Z]{26})\.manifest\.json$/.exec(parsed.rest);
+      if (intent) {
+        let manifest: VersionManifest | undefined;
+        try {
+          manifest = parseManifest(await readFile(path, 'utf8'), path);
+        } catch {
+          // A manifest torn by the crash was never renamed, so the blob (if any) is not either.
+          manifest = undefined;
+        }
+        if (manifest) {
+          const dir = keyDir(this.#root, manifest.key);
+          const node = await this.#readNode(dir);
+          if ((node.get(manifest.versionId)?.generations.length ?? 0) === 0) {
+            await unlink(join(dir, blobName(manifest.versionId))).catch((err) => {
+              if (!isErrno(err, 'ENOENT')) throw err;
+            });
+          }
+        }
+      }
+      await unlink(path).catch((err) => {
+        if (!isErrno(err, 'ENOENT')) throw err;
+      });
+    }
+  }
+
+  async #readNode(dir: string): Promise<Map<string, NodeVersion>> {
+    const node = new Map<string, NodeVersion>();
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return node;
+      throw err;
+    }
+    for (const name of names) {
+      const entry = parseEntryName(name);
+      if (!entry) continue;
+      let version = node.get(entry.versionId);
+      if (!version) {
+        version = { generations: [], blob: false };
+        node.set(entry.versionId, version);
+      }
+      if (entry.kind === 'blob') version.blob = true;
+      else version.generations.push(entry.generation);
+    }
+    return node;
+  }
+
+  /** The current manifest generation of a version; `undefined` if it vanished under us. */
+  async #readManifest(
+    dir: string,
+    versionId: string,
+    generation: number,
+  ): Promise<VersionManifest | undefined> {
+    const path = join(dir, manifestName(versionId, generation));
+    try {
+      return parseManifest(await readFile(path, 'utf8'), path);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+  }
+
+  /** Visible (non-deleted) versions in a key node, newest first; retried while writers race. */
+  async #visibleVersions(dir: string): Promise<VersionManifest[]> {
+    for (let attempt = 0; attempt < RACE_RETRIES; attempt++) {
+      const node = await this.#readNode(dir);
+      const out: VersionManifest[] = [];
+      let raced = false;
+      for (const versionId of [...node.keys()].sort().reverse()) {
+        const generations = node.get(versionId)!.generations;
+        if (generations.length === 0) continue;
+        const manifest = await this.#readManifest(dir, versionId, Math.max(...generations));
+        if (!manifest) {
+          raced = true;
+          break;
+        }
+        if (manifest.deletedAt !== undefined) {
+          await this.#removeVersionFiles(dir, versionId).catch(() => undefined);
+          continue;
+        }
+        out.push(manifest);
+      }
+      if (!raced) return out;
+    }
+    throw new StoreUnavailableError(this.description, 'read', { cause: new Error(`${dir} keeps changing`) });
+  }
+
+  async #resolve(
+    key: string,
+    versionId: string | undefined,
+  ): Promise<{ dir: string; manifest: VersionManifest } | undefined> {
+    if (versionId !== undefined && !isVersionId(versionId)) return undefined;
+    const dir = keyDir(this.#root, key);
+    // The key check guards case-insensitive filesystems, where two keys can share a directory.
+    const manifest = (await this.#visibleVersions(dir)).find(
+      (m) => m.key === key && (versionId === undefined || m.versionId === versionId),
+    );
+    return manifest && { dir, manifest };
+  }
+
+  /** Visible versions of a node grouped by key (normally one key), keys in byte order. */
+  async #versionsByKey(dir: string): Promise<VersionManifest[][]> {
+    const groups = new Map<string, VersionManifest[]>();
+    for (const m of await this.#visibleVersions(dir)) {
+      const group = groups.get(m.key);
+      if (group) group.push(m);
+      else groups.set(m.key, [m]);
+    }
+    return [...groups.entries()].sort(([a], [b]) => compareUtf8(a, b)).map(([, versions]) => versions);
+  }
+
+  /**
+   * Writes the next manifest generation computed by `change` (undefined = nothing to do). `link`
+   * refuses to replace an existing generation, so a concurrent change makes us re-read and retry
+   * instead of overwriting it: retention can never be shortened by a lost update.
+   */
+  async #update(
+    key: string,
+    versionId: string,
+    change: (current: VersionManifest) => VersionManifest | undefined,
+    { missingIsOk = false } = {},
+  ): Promise<VersionManifest | undefined> {
+    validateKey(key);
+    validateVersionId(versionId);
+    const missing = () => {
+      if (missingIsOk) return undefined;
+      throw new ObjectNotFoundError(key, versionId);
+    };
+    if (!isVersionId(versionId)) return missing();
+    const dir = keyDir(this.#root, key);
+    return this.#mutex.run(`${key}\u0000${versionId}`, async () => {
+      for (let attempt = 0; attempt < RACE_RETRIES; attempt++) {
+        const generations = (await this.#readNode(dir)).get(versionId)?.generations ?? [];
+        if (generations.length === 0) return missing();
+        const generation = Math.max(...generations);
+        const current = await this.#readManifest(dir, versionId, generation);
+        if (!current) continue;
+        if (current.deletedAt !== undefined || current.key !== key) return missing();
+        const next = change(current);
+        if (next === undefined) return undefined;
+        const tmp = join(this.#tmp, `${ownerTag(OWNER)}.${randomUUID()}.update.json`);
+        await writeFileSynced(tmp, JSON.stringify(next));
+        try {
+          await link(tmp, join(dir, manifestName(versionId, generation + 1)));
+        } catch (err) {
+          if (isErrno(err, 'EEXIST')) continue;
+          throw err;
+        } finally {
+          await unlink(tmp).catch(() => undefined);
+        }
+        await fsyncDir(dir);
+        for (const old of generations) {
+          await unlink(join(dir, manifestName(versionId, old))).catch(() => undefined);
+        }
+        return next;
+      }
+      throw new StoreUnavailableError(this.description, 'update', {
+        cause: new Error(`too many concurrent changes to "${key}" version ${versionId}`),
+      });
+    });
+  }
+
+  /** After a tombstone: bytes first, then manifests, the tombstone (highest generation) last. */
+  async #removeVersionFiles(dir: string, versionId: string): Promise<void> {
+    const ignoreMissing = (err: unknown) => {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    };
+    await unlink(join(dir, blobName(versionId))).catch(ignoreMissing);
+    const generations = ((await this.#readNode(dir)).get(versionId)?.generations ?? []).sort((a, b) => a - b);
+    for (const generation of generations) {
+      await unlink(join(dir, manifestName(versionId, generation))).catch(ignoreMissing);
+    }
+    await fsyncDir(dir);
+  }
+
+  /** The visible versions (newest first) of each key under `prefix`, keys in byte order. */
+  async *#keysUnder(operation: string, prefix: string): AsyncGenerator<VersionManifest[]> {
+    this.#assertOpen();
+    validatePrefix(prefix);
+    try {
+      for await (const node of this.#walk(prefix)) yield* await this.#versionsByKey(node);
+    } catch (err) {
+      if (err instanceof HoldfastError) throw err;
+      throw new StoreUnavailableError(this.description, operation, { cause: err });
+    }
+  }
+
+  /** Key nodes under `prefix` in key (UTF-8 byte) order, descending only into matching subtrees. */
+  async *#walk(prefix: string): AsyncGenerator<string> {
+    const slash = prefix.lastIndexOf('/');
+    const parentKey = slash < 0 ? '' : prefix.slice(0, slash);
+    const partial = prefix.slice(slash + 1);
+    if (parentKey !== '' && parentKey.split('/').some((s) => s === '' || s === '.')) return;
+    let start: string;
+    try {
+      start = parentKey === '' ? this.#objects : keyDir(this.#root, parentKey);
+    } catch (err) {
+      if (err instanceof InvalidKeyError) return;
+      throw err;
+    }
+    yield* this.#walkChildren(start, parentKey, partial);
+  }
+
+  async *#walkChildren(dir: string, parentKey: string, partial: string): AsyncGenerator<string> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return;
+      throw err;
+    }
+    // A child contributes its own key ("a") and its subtree ("a/…"); other names can sort
+    // between the two ("a-b" < "a/"), so both are ordered together.
+    const items: { order: Buffer; key: string; dir: string; subtree: boolean }[] = [];
+    for (const entry of entries) {
+      if (!entry.isDirectory() || entry.name.startsWith('@')) continue;
+      const segment = decodeSegment(entry.name);
+      if (!segment.startsWith(partial)) continue;
+      const key = parentKey === '' ? segment : `${parentKey}/${segment}`;
+      const childDir = join(dir, entry.name);
+      items.push({ order: Buffer.from(key), key, dir: childDir, subtree: false });
+      items.push({ order: Buffer.from(`${key}/`), key, dir: childDir, subtree: true });
+    }
+    items.sort((a, b) => Buffer.compare(a.order, b.order));
+    for (const item of items) {
+      if (item.subtree) yield* this.#walkChildren(item.dir, item.key, '');
+      else yield item.dir;
+    }
+  }
+}

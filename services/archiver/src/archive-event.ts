@@ -1,0 +1,148 @@
+import {
+  type ArchiveJobResult,
+  canonicalJson,
+  type EmailSubmittedData,
+  type EventEnvelope,
+  messageKey,
+  type RetentionPolicy,
+  recordKey,
+  sha256Hex,
+  sidecarKey,
+} from '@holdfast/core';
+import type { ObjectStore, PutObjectInput } from '@holdfast/worm-store';
+import { ArchiveConflictError, PayloadHashMismatchError } from './errors.ts';
+
+/** Bumped when the layout of archived objects or sidecars changes. */
+export const ARCHIVE_VERSION = 1;
+
+interface PlannedObject {
+  key: string;
+  body: Uint8Array;
+  sha256: string;
+  contentType: string;
+}
+
+/**
+ * Write one event to the WORM store under its category's retention, counted from the event's
+ * own date. Idempotent: keys are derived from content, puts are conditional, and an object
+ * already present with the same hash counts as written. Safe to run twice, or to crash anywhere
+ * and run again.
+ */
+export async function archiveEvent(
+  store: ObjectStore,
+  policy: RetentionPolicy,
+  event: EventEnvelope,
+): Promise<ArchiveJobResult> {
+  const retainUntil = policy.retainUntil(event.category, event.occurredAt);
+  const objects = plan(event, retainUntil);
+  let first: { versionId: string; created: boolean } | undefined;
+  for (const object of objects) {
+    const written = await putOnce(store, {
+      key: object.key,
+      body: object.body,
+      sha256: object.sha256,
+      contentType: object.contentType,
+      retainUntil,
+      ifNoneMatch: true,
+      metadata: { 'holdfast-event-id': event.id, 'holdfast-archive-version': String(ARCHIVE_VERSION) },
+    });
+    first ??= written;
+  }
+  const blob = objects[0]!;
+  return {
+    key: blob.key,
+    versionId: first!.versionId,
+    sha256: blob.sha256,
+    retainUntil: retainUntil.toISOString(),
+    created: first!.created,
+  };
+}
+
+function plan(event: EventEnvelope, retainUntil: Date): PlannedObject[] {
+  if (event.channel === 'record') {
+    const body = Buffer.from(canonicalJson(event));
+    const sha256 = sha256Hex(body);
+    return [
+      {
+        key: recordKey({ category: event.category, occurredAt: event.occurredAt, sha256, ext: 'json' }),
+        body,
+        sha256,
+        contentType: 'application/json',
+      },
+    ];
+  }
+  if (event.type === 'message.submitted' && event.channel === 'email') {
+    const data = event.data as EmailSubmittedData;
+    const body = Buffer.from(data.mime, 'utf8');
+    const sha256 = sha256Hex(body);
+    if (sha256 !== data.sha256) throw new PayloadHashMismatchError(event.id);
+    const key = messageKey({
+      channel: 'email',
+      project: event.project,
+      direction: 'outbound',
+      occurredAt: event.occurredAt,
+      sha256,
+      ext: 'eml',
+    });
+    const { mime: _mime, ...described } = data;
+    const sidecar = Buffer.from(
+      canonicalJson({
+        archiveVersion: ARCHIVE_VERSION,
+        project: event.project,
+        capturedAt: event.recordedAt,
+        occurredAt: event.occurredAt,
+        eventId: event.id,
+        type: event.type,
+        channel: event.channel,
+        direction: event.direction,
+        category: event.category,
+        subject: event.subject,
+        blob: { key, sha256, size: body.byteLength, contentType: 'message/rfc822' },
+        retainUntil: retainUntil.toISOString(),
+        message: described,
+      }),
+    );
+    return [
+      { key, body, sha256, contentType: 'message/rfc822' },
+      { key: sidecarKey(key), body: sidecar, sha256: sha256Hex(sidecar), contentType: 'application/json' },
+    ];
+  }
+  // Every other message event (sent, delivered, …) is archived as its canonical JSON.
+  const body = Buffer.from(canonicalJson(event));
+  const sha256 = sha256Hex(body);
+  const sid = typeof event.data.providerMessageId === 'string' ? event.data.providerMessageId : undefined;
+  const direction = event.direction === 'inbound' ? 'inbound' : 'outbound';
+  return [
+    {
+      key: messageKey({
+        channel: event.channel,
+        project: event.project,
+        direction,
+        occurredAt: event.occurredAt,
+        sha256,
+        sid,
+        ext: 'json',
+      }),
+      body,
+      sha256,
+      contentType: 'application/json',
+    },
+  ];
+}
+
+async function putOnce(
+  store: ObjectStore,
+  input: PutObjectInput,
+): Promise<{ versionId: string; created: boolean }> {
+  try {
+    const written = await store.put(input);
+    return { versionId: written.versionId, created: true };
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'HOLDFAST_ERR_OBJECT_EXISTS') throw error;
+    const existing = await store.head(input.key);
+    if (!existing) throw error;
+    if (existing.sha256 !== input.sha256)
+      throw new ArchiveConflictError(input.key, input.sha256, existing.sha256);
+    return { versionId: existing.versionId, created: false };
+  }
+}

@@ -1,0 +1,4 @@
+import { runService } from '@holdfast/core';
+import { start } from './sender.ts';
+
+await runService('sender', start);

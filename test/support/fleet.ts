@@ -1,0 +1,101 @@
+import { join } from 'node:path';
+import { type ArchiverHandle, type ArchiverOptions, start as startArchiver } from '@holdfast/archiver';
+import { createLogger, type HoldfastConfig, loadConfig, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
+import { createProducer, type Producer, type ProducerOptions } from '@holdfast/producer';
+import { type SenderHandle, type SenderOptions, start as startSender } from '@holdfast/sender';
+import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
+import { tempDir } from '@holdfast/testkit/temp-dir';
+import { LocalWormStore, type ObjectStore } from '@holdfast/worm-store';
+import { Queue } from 'bullmq';
+
+/**
+ * A whole Holdfast fleet for one test: a private redis-server, a local WORM store, the archiver
+ * and sender in this process (started and stopped at will), a producer, and the email outbox.
+ */
+export interface TestFleet {
+  redis: TestRedis;
+  dir: string;
+  config: Readonly<HoldfastConfig>;
+  store: ObjectStore;
+  outboxDir: string;
+  producer(options?: Partial<ProducerOptions>): Promise<Producer>;
+  startArchiver(options?: ArchiverOptions): Promise<ArchiverHandle>;
+  startSender(options?: SenderOptions): Promise<SenderHandle>;
+  queue(name: 'archive' | 'send-email'): Queue;
+  close(): Promise<void>;
+}
+
+export async function startFleet(options: { store?: ObjectStore } = {}): Promise<TestFleet> {
+  const redis = await startRedis();
+  const tmp = await tempDir('holdfast-fleet-');
+  const store = options.store ?? (await LocalWormStore.open({ dir: join(tmp.path, 'store') }));
+  const outboxDir = join(tmp.path, 'outbox');
+  const config = loadConfig({
+    REDIS_URL: redis.url,
+    HOLDFAST_STORE: `local:${join(tmp.path, 'store')}`,
+    HOLDFAST_SPOOL_DIR: join(tmp.path, 'spool'),
+    HOLDFAST_EMAIL_TRANSPORT: `outbox:${outboxDir}`,
+    HOLDFAST_LOG_LEVEL: process.env.HOLDFAST_TEST_LOG_LEVEL ?? 'silent',
+  });
+  const logger = createLogger({ name: 'test', level: config.logLevel });
+  const closers: (() => Promise<void>)[] = [];
+  const queues = new Map<string, Queue>();
+  return {
+    redis,
+    dir: tmp.path,
+    config,
+    store,
+    outboxDir,
+    async producer(overrides = {}) {
+      const producer = await createProducer({
+        project: 'acme',
+        redisUrl: redis.url,
+        spoolDir: join(tmp.path, 'spool', `producer-${closers.length}`),
+        logger,
+        ...overrides,
+      });
+      closers.push(() => producer.close());
+      return producer;
+    },
+    async startArchiver(archiverOptions = {}) {
+      const handle = await startArchiver(config, {
+        store,
+        logger,
+        retryBaseMs: 100,
+        retryCapMs: 500,
+        ...archiverOptions,
+      });
+      closers.push(() => handle.close());
+      return handle;
+    },
+    async startSender(senderOptions = {}) {
+      const handle = await startSender(config, {
+        logger,
+        retryBaseMs: 100,
+        retryCapMs: 500,
+        redeliverAfterMs: 1000,
+        ...senderOptions,
+      });
+      closers.push(() => handle.close());
+      return handle;
+    },
+    queue(name) {
+      let q = queues.get(name);
+      if (!q) {
+        q = new Queue(name === 'archive' ? QUEUES.archive : QUEUES.sendEmail, {
+          connection: { url: redis.url },
+          prefix: QUEUE_PREFIX,
+        });
+        queues.set(name, q);
+      }
+      return q;
+    },
+    async close() {
+      for (const close of closers.reverse()) await close().catch(() => {});
+      for (const q of queues.values()) await q.close().catch(() => {});
+      if (!options.store) await store.close();
+      await redis.stop();
+      await tmp.remove();
+    },
+  };
+}
