@@ -27,7 +27,11 @@ const envSchema = z.object({
   HOLDFAST_API_KEYS: z.string().min(1).optional(),
   HOLDFAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOLDFAST_SHUTDOWN_DEADLINE_MS: z.coerce.number().int().min(100).default(25_000),
 });
+
+/** Every environment variable Holdfast reads; deployment manifests are checked against this list. */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
 
 export type TransportSpec = { kind: 'provider' } | { kind: 'outbox'; dir: string };
 
@@ -44,6 +48,8 @@ export interface HoldfastConfig {
   apiKeys: string | undefined;
   logLevel: z.infer<typeof envSchema>['HOLDFAST_LOG_LEVEL'];
   port: number;
+  /** How long a service may take to stop on SIGTERM before it exits anyway. */
+  shutdownDeadlineMs: number;
 }
 
 /**
@@ -75,6 +81,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     apiKeys: e.HOLDFAST_API_KEYS,
     logLevel: e.HOLDFAST_LOG_LEVEL,
     port: e.PORT,
+    shutdownDeadlineMs: e.HOLDFAST_SHUTDOWN_DEADLINE_MS,
   });
 }
 

@@ -14,8 +14,8 @@ export async function runService(
   name: string,
   start: (config: Readonly<HoldfastConfig>) => Promise<ServiceHandle>,
   config: Readonly<HoldfastConfig> = loadConfig(),
-  shutdownDeadlineMs = Number(process.env.HOLDFAST_SHUTDOWN_DEADLINE_MS ?? 25_000),
 ): Promise<void> {
+  const shutdownDeadlineMs = config.shutdownDeadlineMs;
   const log = createLogger({ name: `holdfast-${name}`, level: config.logLevel });
   let handle: ServiceHandle;
   try {

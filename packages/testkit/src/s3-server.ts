@@ -76,6 +76,8 @@ export interface S3Server {
   readonly requests: RecordedRequest[];
   /** Replace the server's clock (e.g. to move past a retain-until date). */
   setClock(clock: () => Date): void;
+  /** While on, every request gets 503 ServiceUnavailable, as S3 answers during an outage. */
+  setUnavailable(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -300,6 +302,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   }
   const rejectTrailing = options.rejectTrailingChecksums ?? true;
   let clock = options.clock ?? (() => new Date());
+  let unavailable = false;
   const requests: RecordedRequest[] = [];
   // Newest version first, like S3 lists them.
   const objects = new Map<string, StoredVersion[]>();
@@ -934,6 +937,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     let reply: Reply;
     try {
       const body = await readBody(incoming);
+      if (unavailable) throw new S3Error(503, 'ServiceUnavailable', 'Please reduce your request rate.');
       if (headers.authorization === undefined && query['X-Amz-Signature'] === undefined) {
         throw new S3Error(403, 'AccessDenied', 'Access Denied');
       }
@@ -979,6 +983,9 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     requests,
     setClock(next: () => Date) {
       clock = next;
+    },
+    setUnavailable(on: boolean) {
+      unavailable = on;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
