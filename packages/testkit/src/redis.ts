@@ -4,6 +4,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import getPort from 'get-port';
+import { dockerEngineReachable } from './docker.ts';
 
 export interface TestRedis {
   /** `redis://127.0.0.1:<port>` of a server nobody else uses. */
@@ -26,11 +27,16 @@ export interface StartRedisOptions {
 }
 
 /**
- * Start a private `redis-server` on a free loopback port with its own data dir, configured the
- * way Holdfast requires in production (AOF on, `maxmemory-policy noeviction`). Tests never use
- * the machine's shared Redis.
+ * Start a private Redis on a free loopback port with its own data, configured the way Holdfast
+ * requires in production (AOF on, `maxmemory-policy noeviction`): a testcontainers container
+ * where a Docker engine answers, else the local `redis-server` binary with a temp data dir.
+ * Tests never use the machine's shared Redis.
  */
 export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis> {
+  if (!options.dataDir && (await dockerEngineReachable())) {
+    const { startRedisContainer } = await import('./redis-container.ts');
+    return startRedisContainer(options.appendOnly !== false);
+  }
   const binary = findRedisServer();
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'holdfast-redis-')));
   let port = 0;

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { dockerEngineReachable } from '@holdfast/testkit/docker';
+import { startMinioContainer } from '@holdfast/testkit/minio';
 import { startS3Server } from '@holdfast/testkit/s3-server';
 import { S3WormStore } from '../src/index.ts';
 import { objectStoreContract } from './object-store-contract.ts';
@@ -34,26 +36,45 @@ objectStoreContract(
 
 const endpoint = process.env.HOLDFAST_TEST_S3_ENDPOINT;
 const bucket = process.env.HOLDFAST_TEST_S3_BUCKET;
+const docker = await dockerEngineReachable();
 
-// A real S3-compatible server (AWS S3, MinIO with Object Lock) is not available on the
-// development machines or in CI (no Docker, no network beyond loopback), so this block runs only
-// when HOLDFAST_TEST_S3_ENDPOINT and HOLDFAST_TEST_S3_BUCKET are set (credentials from AWS_*).
-// Real time cannot be moved, so the tests that wait out a retention are skipped there, and the
-// objects it writes stay locked for up to six hours under holdfast-contract/<run>/.
+// A real S3-compatible server: HOLDFAST_TEST_S3_ENDPOINT + HOLDFAST_TEST_S3_BUCKET (credentials
+// from AWS_*), or else MinIO in a container where a Docker engine answers. Neither exists on the
+// development machines or in CI here (no Docker engine, no network beyond loopback), so there
+// this block is skipped. Real time cannot be moved, so the tests that wait out a retention are
+// skipped against it, and the objects it writes stay locked for up to six hours.
 objectStoreContract(
-  'S3WormStore against HOLDFAST_TEST_S3_ENDPOINT',
+  endpoint ? 'S3WormStore against HOLDFAST_TEST_S3_ENDPOINT' : 'S3WormStore against MinIO (testcontainers)',
   async () => {
+    if (endpoint) {
+      const store = await S3WormStore.open({
+        bucket: bucket!,
+        endpoint,
+        ...(process.env.AWS_REGION ? { region: process.env.AWS_REGION } : {}),
+      });
+      return {
+        store,
+        now: () => new Date(),
+        prefix: `holdfast-contract/${randomUUID()}/`,
+        close: () => store.close(),
+      };
+    }
+    const minio = await startMinioContainer();
     const store = await S3WormStore.open({
-      bucket: bucket!,
-      endpoint: endpoint!,
-      ...(process.env.AWS_REGION ? { region: process.env.AWS_REGION } : {}),
+      bucket: minio.bucket,
+      endpoint: minio.endpoint,
+      region: 'us-east-1',
+      credentials: minio.credentials,
     });
     return {
       store,
       now: () => new Date(),
       prefix: `holdfast-contract/${randomUUID()}/`,
-      close: () => store.close(),
+      close: async () => {
+        await store.close();
+        await minio.stop();
+      },
     };
   },
-  { canAdvanceClock: false, skip: !endpoint || !bucket },
+  { canAdvanceClock: false, skip: endpoint ? !bucket : !docker },
 );
