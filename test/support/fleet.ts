@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { type ArchiverHandle, type ArchiverOptions, start as startArchiver } from '@holdfast/archiver';
 import { createLogger, type HoldfastConfig, loadConfig, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
+import { type IngestHandle, type IngestOptions, start as startIngest } from '@holdfast/ingest';
 import { createProducer, type Producer, type ProducerOptions } from '@holdfast/producer';
 import { type SenderHandle, type SenderOptions, start as startSender } from '@holdfast/sender';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
@@ -21,11 +22,14 @@ export interface TestFleet {
   producer(options?: Partial<ProducerOptions>): Promise<Producer>;
   startArchiver(options?: ArchiverOptions): Promise<ArchiverHandle>;
   startSender(options?: SenderOptions): Promise<SenderHandle>;
+  startIngest(options?: IngestOptions): Promise<IngestHandle>;
   queue(name: 'archive' | 'send-email'): Queue;
   close(): Promise<void>;
 }
 
-export async function startFleet(options: { store?: ObjectStore } = {}): Promise<TestFleet> {
+export async function startFleet(
+  options: { store?: ObjectStore; env?: Record<string, string> } = {},
+): Promise<TestFleet> {
   const redis = await startRedis();
   const tmp = await tempDir('holdfast-fleet-');
   const store = options.store ?? (await LocalWormStore.open({ dir: join(tmp.path, 'store') }));
@@ -36,6 +40,8 @@ export async function startFleet(options: { store?: ObjectStore } = {}): Promise
     HOLDFAST_SPOOL_DIR: join(tmp.path, 'spool'),
     HOLDFAST_EMAIL_TRANSPORT: `outbox:${outboxDir}`,
     HOLDFAST_LOG_LEVEL: process.env.HOLDFAST_TEST_LOG_LEVEL ?? 'silent',
+    PORT: '0',
+    ...options.env,
   });
   const logger = createLogger({ name: 'test', level: config.logLevel });
   const closers: (() => Promise<void>)[] = [];
@@ -75,6 +81,16 @@ export async function startFleet(options: { store?: ObjectStore } = {}): Promise
         retryCapMs: 500,
         redeliverAfterMs: 1000,
         ...senderOptions,
+      });
+      closers.push(() => handle.close());
+      return handle;
+    },
+    async startIngest(ingestOptions = {}) {
+      const handle = await startIngest(config, {
+        logger,
+        host: '127.0.0.1',
+        redeliverAfterMs: 1000,
+        ...ingestOptions,
       });
       closers.push(() => handle.close());
       return handle;

@@ -35,6 +35,7 @@ export async function runDev(): Promise<void> {
     spoolDir: config.spoolDir,
     email: config.transports.email.kind === 'outbox' ? `outbox:${config.transports.email.dir}` : 'ses',
     services: Object.keys(SERVICES),
+    ingestUrl: handles.map((h) => (h as { url?: string }).url).find(Boolean),
   };
   log.info(ready, 'holdfast dev is running; Ctrl-C stops it');
   // One machine-readable line for scripts and tests that drive the dev stack.

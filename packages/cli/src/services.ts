@@ -1,5 +1,6 @@
 import { start as startArchiver } from '@holdfast/archiver';
 import type { HoldfastConfig, ServiceHandle } from '@holdfast/core';
+import { start as startIngest } from '@holdfast/ingest';
 import { start as startSender } from '@holdfast/sender';
 
 /** Every service `holdfast run` and `holdfast dev` can start, by name. */
@@ -8,4 +9,5 @@ export const SERVICES: Readonly<
 > = Object.freeze({
   archiver: startArchiver,
   sender: startSender,
+  ingest: startIngest,
 });

@@ -58,7 +58,7 @@ describe('holdfast CLI', () => {
   it('dev runs the whole fleet with a private persistent Redis: an email goes in, is archived, and lands in the outbox', async () => {
     child = spawn(process.execPath, [MAIN, 'dev'], { cwd: dir.path, env: cleanEnv() });
     const lines = createInterface({ input: child.stdout! });
-    const ready = await new Promise<{ redisUrl: string }>((resolveReady, reject) => {
+    const ready = await new Promise<{ redisUrl: string; ingestUrl: string }>((resolveReady, reject) => {
       child!.once('exit', (code) => reject(new Error(`holdfast dev exited with ${code}`)));
       lines.on('line', (line) => {
         if (line.startsWith('HOLDFAST_READY '))
@@ -74,6 +74,7 @@ describe('holdfast CLI', () => {
       redis.disconnect();
     }
     expect(existsSync(join(dir.path, '.holdfast/redis'))).toBe(true);
+    expect((await fetch(`${ready.ingestUrl}/healthz`)).status).toBe(200);
 
     const producer = await createProducer({
       project: 'demo',

@@ -24,7 +24,23 @@ const envSchema = z.object({
   HOLDFAST_SMS_TRANSPORT: transport('twilio').default('outbox:./.holdfast/outbox/sms'),
   HOLDFAST_WHATSAPP_TRANSPORT: transport('cloud-api').default('outbox:./.holdfast/outbox/whatsapp'),
   HOLDFAST_RETENTION_POLICY: z.string().min(1).optional(),
-  HOLDFAST_API_KEYS: z.string().min(1).optional(),
+  HOLDFAST_API_KEYS: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9._-]{0,62}:[^,\s]{16,}(,[a-z0-9][a-z0-9._-]{0,62}:[^,\s]{16,})*$/,
+      'must be "<project>:<key>[,<project>:<key>…]" with keys of 16+ characters',
+    )
+    .optional(),
+  HOLDFAST_PUBLIC_BASE_URL: url.optional(),
+  HOLDFAST_TWILIO_AUTH_TOKEN: z.string().min(1).optional(),
+  HOLDFAST_WHATSAPP_APP_SECRET: z.string().min(1).optional(),
+  HOLDFAST_WHATSAPP_VERIFY_TOKEN: z.string().min(1).optional(),
+  HOLDFAST_SNS_TOPIC_ARNS: z.string().min(1).optional(),
+  HOLDFAST_INGEST_BODY_LIMIT: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(10 * 1024 * 1024),
   HOLDFAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOLDFAST_SHUTDOWN_DEADLINE_MS: z.coerce.number().int().min(100).default(25_000),
@@ -46,6 +62,15 @@ export interface HoldfastConfig {
   sesEndpoint: string | undefined;
   retentionPolicyPath: string | undefined;
   apiKeys: string | undefined;
+  /** Ingest: the public URL providers call (behind a proxy the local URL differs; Twilio signs the public one). */
+  publicBaseUrl: string | undefined;
+  twilioAuthToken: string | undefined;
+  whatsappAppSecret: string | undefined;
+  whatsappVerifyToken: string | undefined;
+  /** Ingest: SNS topics allowed to post SES events (comma-separated ARNs); unset allows any verified topic. */
+  snsTopicArns: readonly string[] | undefined;
+  /** Ingest: largest request body accepted, in bytes. */
+  ingestBodyLimit: number;
   logLevel: z.infer<typeof envSchema>['HOLDFAST_LOG_LEVEL'];
   port: number;
   /** How long a service may take to stop on SIGTERM before it exits anyway. */
@@ -79,6 +104,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     sesEndpoint: e.HOLDFAST_SES_ENDPOINT,
     retentionPolicyPath: e.HOLDFAST_RETENTION_POLICY,
     apiKeys: e.HOLDFAST_API_KEYS,
+    publicBaseUrl: e.HOLDFAST_PUBLIC_BASE_URL,
+    twilioAuthToken: e.HOLDFAST_TWILIO_AUTH_TOKEN,
+    whatsappAppSecret: e.HOLDFAST_WHATSAPP_APP_SECRET,
+    whatsappVerifyToken: e.HOLDFAST_WHATSAPP_VERIFY_TOKEN,
+    snsTopicArns: e.HOLDFAST_SNS_TOPIC_ARNS
+      ? Object.freeze(e.HOLDFAST_SNS_TOPIC_ARNS.split(',').map((a) => a.trim()))
+      : undefined,
+    ingestBodyLimit: e.HOLDFAST_INGEST_BODY_LIMIT,
     logLevel: e.HOLDFAST_LOG_LEVEL,
     port: e.PORT,
     shutdownDeadlineMs: e.HOLDFAST_SHUTDOWN_DEADLINE_MS,

@@ -57,11 +57,14 @@ export const emailSubmittedData = z.object({
 });
 export type EmailSubmittedData = z.infer<typeof emailSubmittedData>;
 
-/** The provider accepted the message. `providerMessageId` is its id at the provider. */
-export const messageSentData = z.object({
-  transport: z.string(),
+/**
+ * The message left for the recipient. Recorded by the sender (transport, attempt) or reported by
+ * the provider (provider, providerEventId); `providerMessageId` links the two.
+ */
+export const messageSentData = z.looseObject({
   providerMessageId: z.string().min(1),
-  attempt: z.number().int().positive(),
+  transport: z.string().optional(),
+  attempt: z.number().int().positive().optional(),
 });
 export type MessageSentData = z.infer<typeof messageSentData>;
 
@@ -131,3 +134,16 @@ export function newEvent(e: NewEvent): EventEnvelope {
     data: e.data,
   });
 }
+
+/**
+ * A binary document carried by a record (a signed contract PDF, a statement): archived as its
+ * own blob with a `.meta.json` sidecar, under the record key schema.
+ */
+export const recordDocument = z.object({
+  contentType: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/),
+  filename: z.string().max(255).optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.number().int().nonnegative(),
+  base64: z.string(),
+});
+export type RecordDocument = z.infer<typeof recordDocument>;

@@ -1,5 +1,6 @@
 export * from './backoff.ts';
 export * from './config.ts';
+export * from './content-types.ts';
 export * from './errors.ts';
 export * from './events.ts';
 export * from './hashing.ts';

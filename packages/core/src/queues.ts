@@ -7,6 +7,7 @@ export const QUEUE_PREFIX = 'holdfast';
 export const QUEUES = Object.freeze({
   archive: 'archive',
   sendEmail: 'send-email',
+  media: 'media',
 });
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -28,4 +29,20 @@ export interface ArchiveJobResult {
 /** Payload of a `send-*` job: the submitted message event. Its archive child must complete first. */
 export interface SendJobData {
   event: EventEnvelope;
+}
+
+/**
+ * Payload of a `media` job: one attachment of an archived inbound message, to download before the
+ * provider's URL expires and archive beside its message with the message's retention.
+ */
+export interface MediaJobData {
+  /** The archived message event the media belongs to. */
+  eventId: string;
+  project: string;
+  channel: 'sms' | 'whatsapp';
+  provider: string;
+  /** Archive key of the parent message event. */
+  messageKey: string;
+  retainUntil: string;
+  media: { mediaId?: string; url?: string; contentType?: string; index: number };
 }

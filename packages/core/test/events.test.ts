@@ -42,3 +42,23 @@ describe('parseEvent', () => {
     expect(() => parseEvent({ ...base(), type: 'message.submitted', data })).toThrow(/data\.envelope\.to/);
   });
 });
+
+describe('deterministicEventId', () => {
+  it('gives the same valid UUIDv7 for the same provider identity, and different ones otherwise', async () => {
+    const { deterministicEventId, isEventId } = await import('../src/index.ts');
+    const at = new Date('2026-11-22T10:00:00.000Z');
+    const a = deterministicEventId(at, 'twilio:SM123:delivered');
+    expect(isEventId(a)).toBe(true);
+    expect(deterministicEventId(at, 'twilio:SM123:delivered')).toBe(a);
+    expect(deterministicEventId(at, 'twilio:SM123:sent')).not.toBe(a);
+    expect(
+      a.startsWith(
+        at
+          .getTime()
+          .toString(16)
+          .padStart(12, '0')
+          .replace(/^(.{8})/, '$1-'),
+      ),
+    ).toBe(true);
+  });
+});

@@ -34,3 +34,18 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
   await worker.waitUntilReady();
   return worker;
 }
+
+/**
+ * Stop taking jobs and let active ones finish; after `graceMs` (say, Redis is down and the worker
+ * cannot even hand its jobs back) force it closed: the stalled-job check re-runs those jobs
+ * elsewhere, and every handler is idempotent.
+ */
+export async function closeQueueWorker(worker: Worker, graceMs = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), graceMs);
+  });
+  const outcome = await Promise.race([worker.close().then(() => 'closed' as const), timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') await worker.close(true);
+}

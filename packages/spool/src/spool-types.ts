@@ -39,6 +39,8 @@ export interface SpoolStats {
   fsyncs: number;
   /** Duration of the latest record fdatasync. */
   lastFsyncMs: number;
+  /** A write or fsync failed: every append is refused until the spool is reopened (fail closed). */
+  failed: boolean;
 }
 
 /** Where an unacknowledged record lives; payloads stay on disk. */

@@ -197,6 +197,7 @@ export class Spool {
       acks: this.#acks,
       fsyncs: this.#sync.fsyncs,
       lastFsyncMs: this.#sync.lastFsyncMs,
+      failed: this.#failure !== undefined,
     };
   }
 

@@ -3,11 +3,15 @@ import {
   canonicalJson,
   type EmailSubmittedData,
   type EventEnvelope,
+  extensionFor,
   messageKey,
   type RetentionPolicy,
+  recordDocument,
   recordKey,
   sha256Hex,
   sidecarKey,
+  ValidationError,
+  zodIssues,
 } from '@holdfast/core';
 import type { ObjectStore, PutObjectInput } from '@holdfast/worm-store';
 import { ArchiveConflictError, PayloadHashMismatchError } from './errors.ts';
@@ -59,6 +63,33 @@ export async function archiveEvent(
 }
 
 function plan(event: EventEnvelope, retainUntil: Date): PlannedObject[] {
+  if (event.channel === 'record' && event.data.document !== undefined) {
+    const parsed = recordDocument.safeParse(event.data.document);
+    if (!parsed.success)
+      throw new ValidationError('record document', zodIssues(parsed.error, 'data.document'));
+    const { base64, ...document } = parsed.data;
+    const body = Buffer.from(base64, 'base64');
+    const sha256 = sha256Hex(body);
+    if (sha256 !== document.sha256 || body.byteLength !== document.size)
+      throw new PayloadHashMismatchError(event.id);
+    const key = recordKey({
+      category: event.category,
+      occurredAt: event.occurredAt,
+      sha256,
+      ext: extensionFor(document.contentType),
+    });
+    const sidecar = Buffer.from(
+      canonicalJson({
+        ...describe(event, retainUntil),
+        blob: { key, sha256, size: body.byteLength, contentType: document.contentType },
+        record: { ...event.data, document },
+      }),
+    );
+    return [
+      { key, body, sha256, contentType: document.contentType },
+      { key: sidecarKey(key), body: sidecar, sha256: sha256Hex(sidecar), contentType: 'application/json' },
+    ];
+  }
   if (event.channel === 'record') {
     const body = Buffer.from(canonicalJson(event));
     const sha256 = sha256Hex(body);
@@ -87,18 +118,8 @@ function plan(event: EventEnvelope, retainUntil: Date): PlannedObject[] {
     const { mime: _mime, ...described } = data;
     const sidecar = Buffer.from(
       canonicalJson({
-        archiveVersion: ARCHIVE_VERSION,
-        project: event.project,
-        capturedAt: event.recordedAt,
-        occurredAt: event.occurredAt,
-        eventId: event.id,
-        type: event.type,
-        channel: event.channel,
-        direction: event.direction,
-        category: event.category,
-        subject: event.subject,
+        ...describe(event, retainUntil),
         blob: { key, sha256, size: body.byteLength, contentType: 'message/rfc822' },
-        retainUntil: retainUntil.toISOString(),
         message: described,
       }),
     );
@@ -128,6 +149,23 @@ function plan(event: EventEnvelope, retainUntil: Date): PlannedObject[] {
       contentType: 'application/json',
     },
   ];
+}
+
+/** The part of a sidecar every blob shares: who, when, what, and until when it is locked. */
+function describe(event: EventEnvelope, retainUntil: Date): Record<string, unknown> {
+  return {
+    archiveVersion: ARCHIVE_VERSION,
+    project: event.project,
+    capturedAt: event.recordedAt,
+    occurredAt: event.occurredAt,
+    eventId: event.id,
+    type: event.type,
+    channel: event.channel,
+    direction: event.direction,
+    category: event.category,
+    subject: event.subject,
+    retainUntil: retainUntil.toISOString(),
+  };
 }
 
 async function putOnce(

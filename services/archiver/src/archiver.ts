@@ -2,16 +2,20 @@ import {
   type ArchiveJobData,
   type ArchiveJobResult,
   createLogger,
+  type EventEnvelope,
   type HoldfastConfig,
   type Logger,
+  type MediaJobData,
   parseEvent,
+  QUEUE_PREFIX,
   QUEUES,
   RetentionPolicy,
 } from '@holdfast/core';
-import { startQueueWorker } from '@holdfast/producer';
+import { closeQueueWorker, createRedisConnection, startQueueWorker } from '@holdfast/producer';
 import { type ObjectStore, openObjectStore } from '@holdfast/worm-store';
-import { type Job, UnrecoverableError, type Worker } from 'bullmq';
+import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import { archiveEvent } from './archive-event.ts';
+import { recordInTimeline } from './timeline.ts';
 
 export interface ArchiverOptions {
   /** Use this store instead of opening `config.store`. The caller keeps ownership. */
@@ -29,6 +33,20 @@ export interface ArchiverOptions {
 export interface ArchiverHandle {
   readonly worker: Worker<ArchiveJobData, ArchiveJobResult>;
   close(): Promise<void>;
+}
+
+/** Providers retry webhooks for up to a few days (Meta: 7); duplicates later than this are archived again. */
+const SEEN_MARKER_TTL_SECONDS = 8 * 24 * 3600;
+/** A claim left by a crashed archiver expires so the event can be archived by a retry. */
+const CLAIM_TTL_SECONDS = 300;
+const PENDING = 'pending';
+
+/** What makes two deliveries "the same": the provider's event identity, else our event id. */
+function dedupeIdentity(event: EventEnvelope): string {
+  const { provider, providerEventId } = event.data as { provider?: unknown; providerEventId?: unknown };
+  return typeof provider === 'string' && typeof providerEventId === 'string'
+    ? `${provider}:${providerEventId}`
+    : event.id;
 }
 
 /** Errors that retrying cannot fix: they fail the job at once (and fail the send that waits on it). */
@@ -57,10 +75,33 @@ export async function start(
     options.store ??
     (await openObjectStore(config.store, { s3Endpoint: config.s3Endpoint, region: config.region }));
 
+  const redis = createRedisConnection(config.redisUrl, 'worker', 'holdfast-archiver-model', log);
+  const mediaQueue = new Queue<MediaJobData>(QUEUES.media, { connection: redis, prefix: QUEUE_PREFIX });
+
   const process = async (job: Job<ArchiveJobData, ArchiveJobResult>): Promise<ArchiveJobResult> => {
     try {
       const event = parseEvent(job.data.event);
-      const result = await archiveEvent(store, policy, event);
+      // A provider's duplicate delivery carries a later receipt time (and, where the provider
+      // gives no timestamp, a different event id), so it would hash to a new key. Claiming the
+      // provider's own event identity first makes every duplicate a no-op, even concurrent ones
+      // and ones that arrive long after the first job was removed.
+      const seenKey = `${QUEUE_PREFIX}:archived:${dedupeIdentity(event)}`;
+      const claimed = await redis.set(seenKey, PENDING, 'EX', CLAIM_TTL_SECONDS, 'NX');
+      if (claimed !== 'OK') {
+        const seen = await redis.get(seenKey);
+        if (seen && seen !== PENDING) return { ...(JSON.parse(seen) as ArchiveJobResult), created: false };
+        throw new Error(`a duplicate of event ${event.id} is being archived; retrying`);
+      }
+      let result: ArchiveJobResult;
+      try {
+        result = await archiveEvent(store, policy, event);
+        await recordInTimeline(redis, event, result.key);
+        await enqueueMedia(mediaQueue, event, result);
+      } catch (error) {
+        await redis.del(seenKey).catch(() => {});
+        throw error;
+      }
+      await redis.set(seenKey, JSON.stringify(result), 'EX', SEEN_MARKER_TTL_SECONDS);
       log.info(
         { jobId: job.id, eventId: event.id, type: event.type, key: result.key, created: result.created },
         'archived',
@@ -98,8 +139,48 @@ export async function start(
     async close() {
       if (closed) return;
       closed = true;
-      await worker.close();
+      await closeQueueWorker(worker);
+      await mediaQueue.close();
+      redis.disconnect();
       if (ownsStore) await store.close();
     },
   };
+}
+
+/**
+ * Inbound media becomes media jobs once its message is archived (the media-fetcher downloads it
+ * before the provider's URL expires). Job ids derive from the event, so a retry adds nothing.
+ */
+async function enqueueMedia(
+  queue: Queue<MediaJobData>,
+  event: EventEnvelope,
+  archived: ArchiveJobResult,
+): Promise<void> {
+  const media = event.data.media;
+  if (
+    event.type !== 'message.received' ||
+    !Array.isArray(media) ||
+    (event.channel !== 'sms' && event.channel !== 'whatsapp')
+  )
+    return;
+  await queue.addBulk(
+    (media as MediaJobData['media'][]).map((m) => ({
+      name: 'fetch',
+      data: {
+        eventId: event.id,
+        project: event.project,
+        channel: event.channel as 'sms' | 'whatsapp',
+        provider: String(event.data.provider ?? 'unknown'),
+        messageKey: archived.key,
+        retainUntil: archived.retainUntil,
+        media: m,
+      },
+      opts: {
+        jobId: `${event.id}-${m.index}`,
+        attempts: 8,
+        backoff: { type: 'exponential', delay: 5000 },
+        removeOnFail: false,
+      },
+    })),
+  );
 }

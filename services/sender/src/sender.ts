@@ -13,7 +13,7 @@ import {
   type SendJobData,
   sha256Hex,
 } from '@holdfast/core';
-import { createRedisConnection, EventWriter, startQueueWorker } from '@holdfast/producer';
+import { closeQueueWorker, createRedisConnection, EventWriter, startQueueWorker } from '@holdfast/producer';
 import { type Job, UnrecoverableError, type Worker } from 'bullmq';
 import { NotArchivedError } from './errors.ts';
 import { type EmailTransport, emailTransportFromConfig } from './transports/index.ts';
@@ -143,7 +143,7 @@ export async function start(
     async close() {
       if (closed) return;
       closed = true;
-      await worker.close();
+      await closeQueueWorker(worker);
       await writer.close();
       await transport.close();
       redis.disconnect();

@@ -1,0 +1,88 @@
+import { join } from 'node:path';
+import { createLogger, type HoldfastConfig, type Logger, RetentionPolicy } from '@holdfast/core';
+import { createRedisConnection, createSubmitter, EventWriter } from '@holdfast/producer';
+import type { FastifyInstance } from 'fastify';
+import { ApiKeys } from './api-keys.ts';
+import type { IngestDeps } from './ingest-deps.ts';
+import { type CertificateSource, confirmSubscription, httpsCertificateSource } from './providers/index.ts';
+import { buildServer } from './server.ts';
+
+export interface IngestOptions {
+  logger?: Logger;
+  policy?: RetentionPolicy;
+  /** Tests inject a certificate source for SNS; production fetches only from SNS hosts. */
+  snsCertificates?: CertificateSource;
+  confirmSnsSubscription?: (subscribeUrl: string) => Promise<void>;
+  /** Listen address. @defaultValue '0.0.0.0' */
+  host?: string;
+  /** See EventWriterOptions. */
+  redeliverAfterMs?: number;
+}
+
+export interface IngestHandle {
+  readonly app: FastifyInstance;
+  /** `http://host:port` the server listens on. */
+  readonly url: string;
+  readonly writer: EventWriter;
+  close(): Promise<void>;
+}
+
+/** Start the ingest service: provider webhooks and the authenticated ingest API on `PORT`. */
+export async function start(
+  config: Readonly<HoldfastConfig>,
+  options: IngestOptions = {},
+): Promise<IngestHandle> {
+  if (!config.redisUrl) throw new Error('ingest needs REDIS_URL');
+  const log = options.logger ?? createLogger({ name: 'holdfast-ingest', level: config.logLevel });
+  const policy =
+    options.policy ??
+    (config.retentionPolicyPath
+      ? await RetentionPolicy.load(config.retentionPolicyPath)
+      : RetentionPolicy.defaults());
+  const writer = await EventWriter.open({
+    spoolDir: join(config.spoolDir, 'ingest'),
+    redisUrl: config.redisUrl,
+    logger: log,
+    redeliverAfterMs: options.redeliverAfterMs,
+  });
+  const redis = createRedisConnection(config.redisUrl, 'producer', 'holdfast-ingest', log);
+  // Requests fail fast while Redis is away, so wait for the first connection before listening.
+  await new Promise<void>((resolve) => {
+    if (redis.status === 'ready') return resolve();
+    const timer = setTimeout(resolve, 5000);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  const apiKeys = new ApiKeys(config.apiKeys);
+  if (apiKeys.size === 0)
+    log.warn('HOLDFAST_API_KEYS is not set: the ingest API refuses every request (webhooks still work)');
+  const deps: IngestDeps = {
+    config,
+    writer,
+    submitter: createSubmitter(writer, policy),
+    redis,
+    apiKeys,
+    log,
+    snsCertificates: options.snsCertificates ?? httpsCertificateSource(),
+    confirmSnsSubscription:
+      options.confirmSnsSubscription ?? ((url) => confirmSubscription({ SubscribeURL: url })),
+  };
+  const app = await buildServer(deps);
+  const url = await app.listen({ port: config.port, host: options.host ?? '0.0.0.0' });
+  log.info({ url }, 'ingest listening');
+  let closed = false;
+  return {
+    app,
+    url,
+    writer,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await writer.close();
+      redis.disconnect();
+    },
+  };
+}
