@@ -1,18 +1,8 @@
 import { writeFile } from 'node:fs/promises';
-import { loadConfig } from '@holdfast/core';
-import { type ObjectHead, type ObjectStore, openObjectStore } from '@holdfast/worm-store';
+import type { ObjectHead } from '@holdfast/worm-store';
 import type { Command } from 'commander';
+import { withStore } from './context.ts';
 import { print } from './output.ts';
-
-async function withStore<T>(fn: (store: ObjectStore) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const store = await openObjectStore(config.store, { s3Endpoint: config.s3Endpoint, region: config.region });
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 function describeHead(head: ObjectHead): Record<string, unknown> {
   return {

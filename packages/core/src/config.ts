@@ -43,6 +43,7 @@ const envSchema = z.object({
     .default(10 * 1024 * 1024),
   HOLDFAST_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOLDFAST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   HOLDFAST_SHUTDOWN_DEADLINE_MS: z.coerce.number().int().min(100).default(25_000),
 });
 
@@ -73,6 +74,8 @@ export interface HoldfastConfig {
   ingestBodyLimit: number;
   logLevel: z.infer<typeof envSchema>['HOLDFAST_LOG_LEVEL'];
   port: number;
+  /** Workers serve /metrics, /healthz and /readyz here (ingest serves them on `port`). */
+  metricsPort: number;
   /** How long a service may take to stop on SIGTERM before it exits anyway. */
   shutdownDeadlineMs: number;
 }
@@ -115,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     logLevel: e.HOLDFAST_LOG_LEVEL,
     port: e.PORT,
     shutdownDeadlineMs: e.HOLDFAST_SHUTDOWN_DEADLINE_MS,
+    metricsPort: e.HOLDFAST_METRICS_PORT,
   });
 }
 

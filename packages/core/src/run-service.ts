@@ -17,16 +17,9 @@ export async function runService(
 ): Promise<void> {
   const shutdownDeadlineMs = config.shutdownDeadlineMs;
   const log = createLogger({ name: `holdfast-${name}`, level: config.logLevel });
-  let handle: ServiceHandle;
-  try {
-    handle = await start(config);
-  } catch (error) {
-    log.fatal(
-      { err: (error as Error).message, code: (error as { code?: string }).code },
-      `${name} failed to start`,
-    );
-    process.exit(1);
-  }
+  // Signals are handled from the first moment: one that arrives while the service is still
+  // starting waits for the start to finish, then stops it.
+  let starting: Promise<ServiceHandle | undefined> | undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -37,14 +30,21 @@ export async function runService(
       process.exit(1);
     }, shutdownDeadlineMs);
     timer.unref();
-    handle.close().then(
-      () => process.exit(0),
-      (error: Error) => {
-        log.error({ err: error.message }, `${name} shutdown failed`);
-        process.exit(1);
-      },
-    );
+    Promise.resolve(starting)
+      .then((handle) => handle?.close())
+      .then(
+        () => process.exit(0),
+        (error: Error) => {
+          log.error({ err: error.message }, `${name} shutdown failed`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  starting = start(config).catch((error: unknown) => {
+    log.fatal({ err: (error as Error).message, code: (error as { code?: string }).code }, `${name} failed to start`);
+    process.exit(1);
+  });
+  await starting;
 }

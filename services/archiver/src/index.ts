@@ -10,3 +10,4 @@ export {
   type TimelineEntry,
   timelineEntry,
 } from './timeline.ts';
+export { archiveOperatorAction, OPERATOR_CATEGORY, type OperatorAction } from './operator-event.ts';
