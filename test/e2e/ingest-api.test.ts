@@ -92,6 +92,8 @@ describe('ingest API', () => {
       `records/contract/2026/01/15/2026-01-15T10:00:00.000Z_${sha256Hex(pdf).slice(0, 12)}.pdf`,
     );
 
+    // The blob is written before its sidecar: wait for both.
+    await waitFor('document sidecar archived', () => fleet.store.head(sidecarKey(docKey)));
     const head = await waitFor('document archived', () => fleet.store.head(docKey));
     expect(head).toMatchObject({
       mode: 'COMPLIANCE',

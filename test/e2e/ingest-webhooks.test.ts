@@ -1,5 +1,7 @@
+import { rebuildTimelines } from '@holdfast/archiver';
 import type { IngestHandle } from '@holdfast/ingest';
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   signTwilioRequest,
@@ -254,5 +256,116 @@ describe('provider webhooks', () => {
     expect((await postSns(foreignCert)).status).toBe(403);
     expect(sns.certificates.calls.every((u: string) => u.startsWith('https://sns.'))).toBe(true);
     expect(spooled()).toBe(before);
+  });
+
+  it('archives an event type it does not know as provider.unknown, so nothing a provider sent is dropped', async () => {
+    const payload = whatsappText('wamid.NEW1', 'x', new Date('2026-11-20T10:00:00Z'));
+    const message = (
+      payload.entry[0]!.changes[0]!.value as unknown as { messages: Record<string, unknown>[] }
+    ).messages[0]!;
+    delete message.text;
+    message.type = 'hologram';
+    message.hologram = { frames: 3 };
+    expect((await postWhatsApp(payload)).status).toBe(200);
+    const [key] = await waitFor('unknown event archived', async () => {
+      const k = await archivedKeys(fleet, 'whatsapp/acme/inbound/2026/11/20/');
+      return k.length > 0 ? k : undefined;
+    });
+    const event = JSON.parse(Buffer.from((await fleet.store.get(key!)).body).toString());
+    expect(event.type).toBe('provider.unknown');
+    expect(JSON.stringify(event.data.raw)).toContain('hologram');
+  });
+
+  describe('bad webhook input gets a clear error and nothing is spooled', () => {
+    const signedPost = (path: string, body: string, contentType: string) =>
+      fetch(`${ingest.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': contentType, 'x-hub-signature-256': signWhatsAppBody(body) },
+        body,
+      });
+    const cases: [string, () => Promise<Response>, number, string][] = [
+      [
+        'malformed JSON (signed)',
+        () => signedPost('/webhooks/whatsapp/acme', '{"object":', 'application/json'),
+        400,
+        'HOLDFAST_ERR_MALFORMED_BODY',
+      ],
+      [
+        'a notification missing its entries',
+        () =>
+          signedPost('/webhooks/whatsapp/acme', '{"object":"whatsapp_business_account"}', 'application/json'),
+        400,
+        'HOLDFAST_ERR_PAYLOAD_INVALID',
+      ],
+      [
+        'a wrong content type',
+        () => signedPost('/webhooks/whatsapp/acme', '<xml/>', 'application/xml'),
+        415,
+        'HOLDFAST_ERR_UNSUPPORTED_MEDIA_TYPE',
+      ],
+      [
+        'a body over the limit',
+        () =>
+          signedPost(
+            '/webhooks/whatsapp/acme',
+            JSON.stringify({ pad: 'x'.repeat(11 * 1024 * 1024) }),
+            'application/json',
+          ),
+        413,
+        'HOLDFAST_ERR_BODY_TOO_LARGE',
+      ],
+      [
+        'a Twilio form missing MessageSid',
+        () =>
+          postTwilio('inbound', {
+            From: '+14155550100',
+            To: '+15005550006',
+            Body: 'x',
+            AccountSid: 'AC0123456789abcdef0123456789abcdef',
+          }),
+        400,
+        'HOLDFAST_ERR_PAYLOAD_INVALID',
+      ],
+      [
+        'an SNS body that is not an SNS message',
+        () => postSns({ hello: 'world' }),
+        400,
+        'HOLDFAST_ERR_PAYLOAD_INVALID',
+      ],
+      [
+        'an invalid project in the path',
+        () => signedPost('/webhooks/whatsapp/Not%20A%20Project', '{}', 'application/json'),
+        400,
+        'HOLDFAST_ERR_VALIDATION',
+      ],
+    ];
+    it.each(cases)('%s', async (_name, send, status, code) => {
+      const before = spooled();
+      const res = await send();
+      expect(res.status).toBe(status);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe(code);
+      expect(body.error.message.length).toBeGreaterThan(5);
+      expect(spooled()).toBe(before);
+    });
+  });
+
+  it('rebuilds the read model from the archive alone', async () => {
+    await postWhatsApp(whatsappStatus('wamid.RB1', 'sent', new Date('2026-11-20T11:00:00Z')));
+    await postWhatsApp(whatsappStatus('wamid.RB1', 'read', new Date('2026-11-20T11:00:09Z')));
+    const before = await waitFor('timeline', async () => {
+      const v = await view('whatsapp:wamid.RB1');
+      return v && v.events.length === 2 ? v : undefined;
+    });
+    const redis = new Redis(fleet.redis.url);
+    try {
+      for (const key of await redis.keys('holdfast:timeline:*')) await redis.del(key);
+      expect(await view('whatsapp:wamid.RB1')).toBeUndefined();
+      const { events } = await rebuildTimelines(fleet.store, redis);
+      expect(events).toBeGreaterThanOrEqual(2);
+    } finally {
+      redis.disconnect();
+    }
+    expect(await view('whatsapp:wamid.RB1')).toEqual(before);
   });
 });

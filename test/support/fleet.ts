@@ -41,6 +41,7 @@ export async function startFleet(
     HOLDFAST_EMAIL_TRANSPORT: `outbox:${outboxDir}`,
     HOLDFAST_LOG_LEVEL: process.env.HOLDFAST_TEST_LOG_LEVEL ?? 'silent',
     PORT: '0',
+    HOLDFAST_METRICS_PORT: '0',
     ...options.env,
   });
   const logger = createLogger({ name: 'test', level: config.logLevel });

@@ -20,6 +20,10 @@ export const BUCKET_READ_ACTIONS: readonly string[] = Object.freeze([
   's3:ListBucketVersions',
   's3:GetBucketVersioning',
   's3:GetBucketObjectLockConfiguration',
+  // The services' bucket preflight (holdfast store check) reads these and refuses to start without them.
+  's3:GetBucketPublicAccessBlock',
+  's3:GetEncryptionConfiguration',
+  's3:GetReplicationConfiguration',
 ]);
 /** Object reads (GET and HEAD of any version, its retention and legal hold). */
 export const OBJECT_READ_ACTIONS: readonly string[] = Object.freeze([

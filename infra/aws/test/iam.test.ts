@@ -57,9 +57,15 @@ describe('IAM roles', () => {
         ...objectsIn(app.config.region),
         ...objectsIn(app.config.replicaRegion),
       ]);
-      expect(allowedOn(name, 's3:GetBucketObjectLockConfiguration').length, name).toBe(
-        2 * DEFAULT_RECORD_CLASSES.length,
-      );
+      // The bucket preflight needs every bucket setting it checks.
+      for (const action of [
+        's3:GetBucketObjectLockConfiguration',
+        's3:GetBucketPublicAccessBlock',
+        's3:GetEncryptionConfiguration',
+        's3:GetReplicationConfiguration',
+      ]) {
+        expect(allowedOn(name, action).length, `${name} ${action}`).toBe(2 * DEFAULT_RECORD_CLASSES.length);
+      }
     }
   });
 

@@ -21,9 +21,11 @@ export async function runDev(): Promise<void> {
     await redis?.stop();
   };
   try {
-    for (const [name, start] of Object.entries(SERVICES)) {
+    for (const [name, load] of Object.entries(SERVICES)) {
+      const start = await load();
       // Each in-process service gets its own spool directory, as separate processes would.
-      handles.push(await start({ ...config, spoolDir: join(config.spoolDir, name) }));
+      // …and its own free ops port: in one process they cannot share HOLDFAST_METRICS_PORT.
+      handles.push(await start({ ...config, spoolDir: join(config.spoolDir, name), metricsPort: 0 }));
     }
   } catch (error) {
     await stopAll();

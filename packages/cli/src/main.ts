@@ -2,6 +2,9 @@
 import { runService } from '@holdfast/core';
 import { Command, InvalidArgumentError } from 'commander';
 import { runDev } from './dev.ts';
+import { registerDisposeCommand } from './dispose-command.ts';
+import { registerHoldCommands } from './hold-commands.ts';
+import { registerRetentionCommands } from './retention-commands.ts';
 import { SERVICES } from './services.ts';
 import { registerStoreCommands } from './store-commands.ts';
 
@@ -26,9 +29,12 @@ program
       );
     return name;
   })
-  .action((name: string) => runService(name, SERVICES[name]!));
+  .action(async (name: string) => runService(name, await SERVICES[name]!()));
 
 registerStoreCommands(program);
+registerRetentionCommands(program);
+registerDisposeCommand(program);
+registerHoldCommands(program);
 
 try {
   await program.parseAsync();

@@ -1,13 +1,13 @@
-import { start as startArchiver } from '@holdfast/archiver';
 import type { HoldfastConfig, ServiceHandle } from '@holdfast/core';
-import { start as startIngest } from '@holdfast/ingest';
-import { start as startSender } from '@holdfast/sender';
 
-/** Every service `holdfast run` and `holdfast dev` can start, by name. */
-export const SERVICES: Readonly<
-  Record<string, (config: Readonly<HoldfastConfig>) => Promise<ServiceHandle>>
-> = Object.freeze({
-  archiver: startArchiver,
-  sender: startSender,
-  ingest: startIngest,
+type Start = (config: Readonly<HoldfastConfig>) => Promise<ServiceHandle>;
+
+/**
+ * Every service `holdfast run` and `holdfast dev` can start, by name. Loaded on demand so the
+ * operator commands do not pay for importing every service and its SDKs.
+ */
+export const SERVICES: Readonly<Record<string, () => Promise<Start>>> = Object.freeze({
+  archiver: async () => (await import('@holdfast/archiver')).start,
+  sender: async () => (await import('@holdfast/sender')).start,
+  ingest: async () => (await import('@holdfast/ingest')).start,
 });

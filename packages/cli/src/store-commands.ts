@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
-import type { ObjectHead } from '@holdfast/worm-store';
+import { loadConfig } from '@holdfast/core';
+import { checkStore, type ObjectHead, type StoreCheckReport } from '@holdfast/worm-store';
 import type { Command } from 'commander';
-import { withStore } from './context.ts';
+import { loadPolicy, withStore } from './context.ts';
 import { print } from './output.ts';
 
 function describeHead(head: ObjectHead): Record<string, unknown> {
@@ -19,7 +20,24 @@ function describeHead(head: ObjectHead): Record<string, unknown> {
   };
 }
 
-/** `holdfast store head|ls|get`: read-only views of the archive for operators. */
+/** One line per check, then the verdict: what an operator reads before trusting a bucket. */
+function describeStoreCheck(report: StoreCheckReport): string {
+  const width = Math.max(...report.checks.map((c) => c.name.length));
+  const failed = report.checks.filter((c) => c.status === 'fail').length;
+  const warned = report.checks.filter((c) => c.status === 'warn').length;
+  const verdict = report.ok
+    ? `OK: every required check passed${warned ? ` (${warned} warning${warned === 1 ? '' : 's'})` : ''}`
+    : `FAILED: ${failed} of ${report.checks.length} checks failed; services refuse to start against this store`;
+  return [
+    report.store,
+    ...report.checks.map(
+      (c) => `  ${c.status.toUpperCase().padEnd(4)}  ${c.name.padEnd(width)}  ${c.detail}`,
+    ),
+    verdict,
+  ].join('\n');
+}
+
+/** `holdfast store head|ls|get|check`: read-only views of the archive for operators. */
 export function registerStoreCommands(program: Command): void {
   const store = program.command('store').description('inspect the WORM store named by HOLDFAST_STORE');
 
@@ -83,5 +101,24 @@ export function registerStoreCommands(program: Command): void {
       const { body } = await withStore((s) => s.get(key, { versionId: opts.versionId }));
       if (opts.out) await writeFile(opts.out, body);
       else process.stdout.write(body);
+    });
+
+  store
+    .command('check')
+    .description(
+      "preflight the store: Object Lock, versioning, default retention against the policy's minimum, " +
+        'Block Public Access, SSE-KMS encryption, replication; exits 1 when a required check fails',
+    )
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const config = loadConfig();
+      const policy = await loadPolicy();
+      const report = await checkStore(config.store, {
+        s3Endpoint: config.s3Endpoint,
+        region: config.region,
+        minimumRetentionDays: policy.minimumDays(),
+      });
+      if (!report.ok) process.exitCode = 1;
+      print(opts, report, describeStoreCheck);
     });
 }

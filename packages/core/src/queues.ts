@@ -24,6 +24,8 @@ export interface ArchiveJobResult {
   retainUntil: string;
   /** False when the object was already archived by an earlier delivery of the same job. */
   created: boolean;
+  /** Every object version written for the event (a blob and its sidecar, or one JSON object). */
+  objects?: { key: string; versionId: string; sha256: string }[];
 }
 
 /** Payload of a `send-*` job: the submitted message event. Its archive child must complete first. */

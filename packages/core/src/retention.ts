@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { RetentionPolicyError } from './errors.ts';
+import { canonicalJson, sha256Hex } from './hashing.ts';
 import { keySegment } from './naming.ts';
 import { zodIssues } from './zod-issues.ts';
 
@@ -58,7 +59,31 @@ export function durationDays(d: RetentionDuration): number {
   return d.years * 365 + d.months * 30 + d.days;
 }
 
-export const DEFAULT_RETENTION_CATEGORIES: Readonly<Record<string, string>> = Object.freeze({
+/**
+ * A category whose retention is extended when something happens to its subject: written with
+ * `duration` from the record's own date, then, when an event of type `extendOn` with the same
+ * subject (and project) is archived, extended to that event's `occurredAt` + `extendBy`.
+ * e.g. a contract is kept for the life of the relationship, then 7 more years.
+ */
+export interface TriggeredCategoryRule {
+  duration: string;
+  extendOn: string;
+  extendBy: string;
+}
+
+/** What a policy file may say about a category: a duration, or a duration with a trigger. */
+export type CategoryRule = string | { duration: string; extendOn?: string; extendBy?: string };
+
+/** A category's trigger, parsed. */
+export interface RetentionTrigger {
+  category: string;
+  /** The event type that ends the open-ended period, e.g. `relationship.ended`. */
+  extendOn: string;
+  /** Counted from the trigger event's own date. */
+  extendBy: RetentionDuration;
+}
+
+export const DEFAULT_RETENTION_CATEGORIES: Readonly<Record<string, CategoryRule>> = Object.freeze({
   default: '7y',
   'email-transactional': '7y',
   'email-marketing': '3y',
@@ -69,29 +94,88 @@ export const DEFAULT_RETENTION_CATEGORIES: Readonly<Record<string, string>> = Ob
   'financial-transaction': '7y',
   'audit-log': '3y',
   'audit-log-admin': '7y',
-  contract: '7y',
+  // Life of the relationship + 7y: written with 7y from the contract's date (a floor while the
+  // relationship lasts), extended when `relationship.ended` is recorded for the subject.
+  contract: Object.freeze({ duration: '7y', extendOn: 'relationship.ended', extendBy: '7y' }),
 });
+
+const eventTypeName = z
+  .string()
+  .regex(/^[a-z]+(\.[a-z-]+)+$/, 'must be an event type like "relationship.ended"');
+
+const ruleObject = z
+  .strictObject({
+    duration: z.string({ error: 'required: the retention from the record\'s own date, e.g. "7y"' }),
+    extendOn: eventTypeName.optional(),
+    extendBy: z.string().optional(),
+  })
+  .refine((r) => (r.extendOn === undefined) === (r.extendBy === undefined), {
+    message: 'extendOn and extendBy go together (e.g. extendOn: relationship.ended, extendBy: 7y)',
+  });
 
 const policyFile = z.strictObject({
   categories: z
-    .record(keySegment, z.string())
+    .record(keySegment, z.unknown())
     .refine((c) => Object.keys(c).length > 0, 'needs at least one category'),
 });
 
+function parseRule(
+  name: string,
+  rule: unknown,
+  source: string,
+): { duration: RetentionDuration; trigger?: RetentionTrigger } {
+  const fail = (detail: string): never => {
+    throw new RetentionPolicyError(`${source}: category "${name}": ${detail}`);
+  };
+  const duration = (text: string): RetentionDuration => {
+    try {
+      return parseDuration(text);
+    } catch (error) {
+      return fail((error as Error).message);
+    }
+  };
+  if (typeof rule === 'string') return { duration: duration(rule) };
+  if (typeof rule !== 'object' || rule === null || Array.isArray(rule))
+    return fail(
+      `must be a duration ("7y") or { duration, extendOn, extendBy }, not ${rule === null ? 'null' : Array.isArray(rule) ? 'a list' : typeof rule}`,
+    );
+  const parsed = ruleObject.safeParse(rule);
+  if (!parsed.success)
+    return fail(
+      zodIssues(parsed.error)
+        .map((i) => (i.path ? `${i.path}: ${i.message}` : i.message))
+        .join('; '),
+    );
+  const r = parsed.data;
+  return {
+    duration: duration(r.duration),
+    ...(r.extendOn && r.extendBy
+      ? { trigger: { category: name, extendOn: r.extendOn, extendBy: duration(r.extendBy) } }
+      : {}),
+  };
+}
+
+/** The canonical form of a policy's rules: what a policy change event records (no file path). */
+export interface RetentionPolicyDescription {
+  categories: Record<string, { duration: string; extendOn?: string; extendBy?: string }>;
+}
+
 export class RetentionPolicy {
   readonly categories: ReadonlyMap<string, RetentionDuration>;
+  /** Triggered categories, by category name. */
+  readonly triggers: ReadonlyMap<string, RetentionTrigger>;
   readonly source: string;
 
-  constructor(categories: Readonly<Record<string, string>>, source: string) {
+  constructor(categories: Readonly<Record<string, CategoryRule>>, source: string) {
     const parsed = new Map<string, RetentionDuration>();
-    for (const [name, text] of Object.entries(categories)) {
-      try {
-        parsed.set(name, parseDuration(text));
-      } catch (error) {
-        throw new RetentionPolicyError(`${source}: category "${name}": ${(error as Error).message}`);
-      }
+    const triggers = new Map<string, RetentionTrigger>();
+    for (const [name, rule] of Object.entries(categories)) {
+      const { duration, trigger } = parseRule(name, rule, source);
+      parsed.set(name, duration);
+      if (trigger) triggers.set(name, Object.freeze(trigger));
     }
     this.categories = parsed;
+    this.triggers = triggers;
     this.source = source;
     Object.freeze(this);
   }
@@ -110,12 +194,30 @@ export class RetentionPolicy {
     return d;
   }
 
-  /** Retain-until for a record of `category` whose own date is `recordDate` (not the upload time). */
+  /**
+   * Retain-until for a record of `category` whose own date is `recordDate` (not the upload time).
+   * For a triggered category this is the initial retention; the trigger only ever extends it.
+   */
   retainUntil(category: string, recordDate: Date | string): Date {
-    const from = recordDate instanceof Date ? recordDate : new Date(recordDate);
-    if (Number.isNaN(from.getTime()))
-      throw new RetentionPolicyError(`invalid record date "${String(recordDate)}"`);
-    return addDuration(from, this.duration(category));
+    return addDuration(validDate(recordDate, 'record date'), this.duration(category));
+  }
+
+  /** The triggered categories an event of `eventType` extends (usually none). */
+  triggersFor(eventType: string): RetentionTrigger[] {
+    return [...this.triggers.values()].filter((t) => t.extendOn === eventType);
+  }
+
+  /** The trigger of `category`, if it has one. */
+  triggerOf(category: string): RetentionTrigger | undefined {
+    return this.triggers.get(category);
+  }
+
+  /** Retain-until for a triggered category once its trigger event, dated `triggerDate`, happened. */
+  extendedUntil(category: string, triggerDate: Date | string): Date {
+    const trigger = this.triggers.get(category);
+    if (!trigger)
+      throw new RetentionPolicyError(`retention category "${category}" has no trigger in ${this.source}`);
+    return addDuration(validDate(triggerDate, 'trigger date'), trigger.extendBy);
   }
 
   /** The shortest category, in days: a bucket's default retention must be at least this. */
@@ -123,11 +225,36 @@ export class RetentionPolicy {
     return Math.min(...[...this.categories.values()].map(durationDays));
   }
 
+  /** The rules, in a canonical form independent of the file's layout, path and key order. */
+  describe(): RetentionPolicyDescription {
+    const categories: RetentionPolicyDescription['categories'] = {};
+    for (const name of [...this.categories.keys()].sort()) {
+      const trigger = this.triggers.get(name);
+      categories[name] = {
+        duration: this.categories.get(name)!.text,
+        ...(trigger ? { extendOn: trigger.extendOn, extendBy: trigger.extendBy.text } : {}),
+      };
+    }
+    return { categories };
+  }
+
+  /** SHA-256 of the canonical JSON of `describe()`: equal rules, equal fingerprint. */
+  fingerprint(): string {
+    return sha256Hex(canonicalJson(this.describe()));
+  }
+
+  toJSON(): RetentionPolicyDescription & { source: string; sha256: string } {
+    return { source: this.source, sha256: this.fingerprint(), ...this.describe() };
+  }
+
   static defaults(): RetentionPolicy {
     return new RetentionPolicy(DEFAULT_RETENTION_CATEGORIES, 'built-in defaults');
   }
 
-  /** Load a policy file (`.json`, `.yaml` or `.yml`): `{ categories: { <name>: <duration> } }`. */
+  /**
+   * Load a policy file (`.json`, `.yaml` or `.yml`):
+   * `{ categories: { <name>: <duration> | { duration, extendOn, extendBy } } }`.
+   */
   static async load(path: string): Promise<RetentionPolicy> {
     let text: string;
     try {
@@ -150,6 +277,12 @@ export class RetentionPolicy {
         .join('; ');
       throw new RetentionPolicyError(`retention policy ${path} is invalid: ${detail}`);
     }
-    return new RetentionPolicy(parsed.data.categories, path);
+    return new RetentionPolicy(parsed.data.categories as Record<string, CategoryRule>, path);
   }
+}
+
+function validDate(value: Date | string, what: string): Date {
+  const date = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(date.getTime())) throw new RetentionPolicyError(`invalid ${what} "${String(value)}"`);
+  return date;
 }

@@ -43,7 +43,10 @@ export async function runService(
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   starting = start(config).catch((error: unknown) => {
-    log.fatal({ err: (error as Error).message, code: (error as { code?: string }).code }, `${name} failed to start`);
+    log.fatal(
+      { err: (error as Error).message, code: (error as { code?: string }).code },
+      `${name} failed to start`,
+    );
     process.exit(1);
   });
   await starting;

@@ -81,3 +81,100 @@ describe('RetentionPolicy.load', () => {
     );
   });
 });
+
+describe('triggered categories', () => {
+  it('ships contract as life of the relationship + 7y: 7y from its own date, extended on relationship.ended', () => {
+    const policy = RetentionPolicy.defaults();
+    expect(policy.retainUntil('contract', '2026-01-15T10:00:00Z').toISOString()).toBe(
+      '2033-01-15T10:00:00.000Z',
+    );
+    expect(policy.triggersFor('relationship.ended')).toEqual([
+      expect.objectContaining({ category: 'contract', extendOn: 'relationship.ended' }),
+    ]);
+    expect(policy.triggersFor('transaction.posted')).toEqual([]);
+    expect(policy.triggerOf('audit-log')).toBeUndefined();
+    expect(policy.extendedUntil('contract', '2030-06-30T00:00:00Z').toISOString()).toBe(
+      '2037-06-30T00:00:00.000Z',
+    );
+    expect(() => policy.extendedUntil('audit-log', new Date())).toThrow(/"audit-log" has no trigger/);
+  });
+
+  it('describes its rules canonically: same rules in another order or file, same description and fingerprint', () => {
+    const a = new RetentionPolicy(
+      { b: '3y', a: { duration: '1y', extendOn: 'relationship.ended', extendBy: '7y' } },
+      'one.yaml',
+    );
+    const b = new RetentionPolicy(
+      { a: { extendBy: '7y', extendOn: 'relationship.ended', duration: '1y' }, b: '3y' },
+      'two.json',
+    );
+    expect(a.describe()).toEqual({
+      categories: {
+        a: { duration: '1y', extendOn: 'relationship.ended', extendBy: '7y' },
+        b: { duration: '3y' },
+      },
+    });
+    expect(Object.keys(a.describe().categories)).toEqual(['a', 'b']);
+    expect(a.fingerprint()).toBe(b.fingerprint());
+    expect(new RetentionPolicy({ b: '4y' }, 'x').fingerprint()).not.toBe(a.fingerprint());
+    expect(JSON.parse(JSON.stringify(a))).toMatchObject({ source: 'one.yaml', sha256: a.fingerprint() });
+  });
+});
+
+describe('RetentionPolicy.load with triggered categories', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'holdfast-policy-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads the object form next to the short form', async () => {
+    await writeFile(
+      join(dir, 'p.yaml'),
+      [
+        'categories:',
+        '  financial-transaction: 7y',
+        '  audit-log: 3y',
+        '  audit-log-admin: { duration: 7y }',
+        '  contract:',
+        '    duration: 7y',
+        '    extendOn: relationship.ended',
+        '    extendBy: 7y',
+        '',
+      ].join('\n'),
+    );
+    const policy = await RetentionPolicy.load(join(dir, 'p.yaml'));
+    expect(policy.duration('audit-log-admin').years).toBe(7);
+    expect(policy.triggerOf('contract')).toMatchObject({ extendOn: 'relationship.ended' });
+    expect(policy.triggersFor('relationship.ended').map((t) => t.category)).toEqual(['contract']);
+    expect(policy.source).toBe(join(dir, 'p.yaml'));
+  });
+
+  it.each([
+    [
+      'contract: { duration: 7y, extendOn: relationship.ended }',
+      /category "contract".*extendOn and extendBy go together/,
+    ],
+    ['contract: { duration: 7y, extendBy: 7y }', /category "contract".*extendOn and extendBy go together/],
+    ['contract: { extendOn: relationship.ended, extendBy: 7y }', /category "contract".*duration: required/],
+    [
+      'contract: { duration: 7y, extendOn: Ended, extendBy: 7y }',
+      /category "contract".*extendOn: must be an event type/,
+    ],
+    [
+      'contract: { duration: 7y, extendOn: relationship.ended, extendBy: soon }',
+      /category "contract".*"soon"/,
+    ],
+    ['contract: { duration: 7y, keepFor: ever }', /category "contract".*keepFor/],
+    ['contract: [7y]', /category "contract": must be a duration .* not a list/],
+    ['contract: 7', /category "contract": must be a duration .* not number/],
+  ])('refuses %j with an error naming the category', async (line, pattern) => {
+    await writeFile(join(dir, 'p.yaml'), `categories:\n  ${line}\n`);
+    const error = await RetentionPolicy.load(join(dir, 'p.yaml')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetentionPolicyError);
+    expect((error as RetentionPolicyError).code).toBe('HOLDFAST_ERR_RETENTION_POLICY');
+    expect((error as Error).message).toMatch(pattern);
+  });
+});

@@ -1,6 +1,8 @@
 /**
  * An in-memory S3 API server on loopback that answers as AWS documents, for the subset of the API
- * that Holdfast uses (objects, versions, Object Lock). Path-style addressing only
+ * that Holdfast uses (objects, versions, Object Lock, and the bucket settings its preflight reads:
+ * Object Lock configuration, versioning, Block Public Access, default encryption, replication).
+ * Path-style addressing only
  * (`http://127.0.0.1:<port>/<bucket>/<key>`), one bucket.
  *
  * It is strict where real S3 (and the S3-compatible servers Holdfast meets) are strict, so tests
@@ -17,6 +19,68 @@ import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 
 export type S3RetentionMode = 'COMPLIANCE' | 'GOVERNANCE';
 
+/** Bucket default retention, as in `PutObjectLockConfiguration`: exactly one of `days` or `years`. */
+export interface S3DefaultRetention {
+  mode: S3RetentionMode;
+  days?: number;
+  years?: number;
+}
+
+/** The four bucket-level Block Public Access settings (`PutPublicAccessBlock`). */
+export interface S3PublicAccessBlock {
+  blockPublicAcls: boolean;
+  ignorePublicAcls: boolean;
+  blockPublicPolicy: boolean;
+  restrictPublicBuckets: boolean;
+}
+
+/** Default encryption (`PutBucketEncryption`): SSE-S3, or SSE-KMS / DSSE-KMS with an optional key. */
+export type S3BucketEncryption =
+  | { algorithm: 'AES256' }
+  | { algorithm: 'aws:kms' | 'aws:kms:dsse'; kmsKeyId?: string; bucketKeyEnabled?: boolean };
+
+export interface S3ReplicationRule {
+  id: string;
+  status: 'Enabled' | 'Disabled';
+  /** Destination bucket ARN, e.g. `arn:aws:s3:::holdfast-replica`. */
+  destinationBucket: string;
+  /** @defaultValue the rule's position, from 1 */
+  priority?: number;
+  /** @defaultValue `''` (the whole bucket) */
+  prefix?: string;
+}
+
+/** `PutBucketReplication`: the IAM role S3 replicates as, and at least one rule. */
+export interface S3ReplicationConfiguration {
+  role: string;
+  rules: S3ReplicationRule[];
+}
+
+/**
+ * The bucket's configuration. `null` means "not configured": S3 answers the matching Get* with its
+ * not-found error (e.g. `NoSuchPublicAccessBlockConfiguration`).
+ */
+export interface S3BucketSettings {
+  /** Object Lock enabled (which needs versioning `true`). */
+  objectLock: boolean;
+  /** `true` = Enabled, `'Suspended'`, or `false` = never enabled. */
+  versioning: boolean | 'Suspended';
+  /** Applied to puts that carry no lock headers; needs `objectLock`. */
+  defaultRetention: S3DefaultRetention | null;
+  publicAccessBlock: S3PublicAccessBlock | null;
+  encryption: S3BucketEncryption | null;
+  /** Needs versioning enabled, as on S3. */
+  replication: S3ReplicationConfiguration | null;
+}
+
+/** The KMS key the default (compliant) bucket encrypts with. */
+export const TEST_KMS_KEY_ID = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+
+/**
+ * Server options. The bucket settings default to a bucket that passes Holdfast's preflight
+ * (Object Lock, versioning, COMPLIANCE default retention of 7 years, Block Public Access, SSE-KMS);
+ * only replication is absent.
+ */
 export interface S3ServerOptions {
   /**
    * Name of the one bucket served.
@@ -29,15 +93,38 @@ export interface S3ServerOptions {
    */
   objectLock?: boolean;
   /**
-   * Whether versioning is enabled. Cannot be `false` when `objectLock` is on.
+   * Whether versioning is enabled (`true`), `'Suspended'`, or never enabled (`false`). Must be
+   * `true` when `objectLock` is on.
    * @defaultValue `true`
    */
-  versioning?: boolean;
+  versioning?: boolean | 'Suspended';
   /**
-   * Bucket default retention applied to puts that carry no lock headers (needs `objectLock`).
-   * @defaultValue none
+   * Bucket default retention applied to puts that carry no lock headers (needs `objectLock`);
+   * `null` for none.
+   * @defaultValue `{ mode: 'COMPLIANCE', years: 7 }` with `objectLock`, else `null`
    */
-  defaultRetention?: { mode: S3RetentionMode; days: number };
+  defaultRetention?: S3DefaultRetention | null;
+  /**
+   * Bucket-level Block Public Access; `null` for no configuration.
+   * @defaultValue all four settings on
+   */
+  publicAccessBlock?: S3PublicAccessBlock | null;
+  /**
+   * Default encryption; `null` for none (as on S3-compatible servers without a KMS).
+   * @defaultValue `{ algorithm: 'aws:kms', kmsKeyId: TEST_KMS_KEY_ID, bucketKeyEnabled: true }`
+   */
+  encryption?: S3BucketEncryption | null;
+  /**
+   * Replication configuration; `null` for none.
+   * @defaultValue `null`
+   */
+  replication?: S3ReplicationConfiguration | null;
+  /**
+   * Operations answered with 403 AccessDenied, as for a principal without the permission
+   * (e.g. `['GetBucketEncryption']`).
+   * @defaultValue `[]`
+   */
+  deniedOperations?: readonly string[];
   /**
    * The server's notion of "now" for retention checks and Last-Modified.
    * @defaultValue `() => new Date()`
@@ -78,6 +165,15 @@ export interface S3Server {
   setClock(clock: () => Date): void;
   /** While on, every request gets 503 ServiceUnavailable, as S3 answers during an outage. */
   setUnavailable(on: boolean): void;
+  /** The bucket's current configuration. */
+  bucketSettings(): Readonly<S3BucketSettings>;
+  /**
+   * Change bucket settings (validated as a whole, as `startS3Server` does); objects are kept.
+   * Tests use it to misconfigure a bucket between requests.
+   */
+  configureBucket(patch: Partial<S3BucketSettings>): void;
+  /** Answer these operations with 403 AccessDenied from now on (`[]` to stop). */
+  setDeniedOperations(operations: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -245,11 +341,26 @@ function decodeAwsChunked(raw: Buffer): { payload: Buffer; trailers: Record<stri
   return { payload: Buffer.concat(chunks), trailers };
 }
 
+/** Bucket subresources and the operation name after Get/Put/Delete. */
+const BUCKET_SUBRESOURCES: readonly (readonly [string, string])[] = [
+  ['object-lock', 'ObjectLockConfiguration'],
+  ['versioning', 'BucketVersioning'],
+  ['publicAccessBlock', 'PublicAccessBlock'],
+  ['encryption', 'BucketEncryption'],
+  ['replication', 'BucketReplication'],
+];
+const DELETABLE = new Set(['PublicAccessBlock', 'BucketEncryption', 'BucketReplication']);
+
 function operationOf(method: string, key: string, query: Record<string, string>): string {
   const has = (name: string) => Object.hasOwn(query, name);
   if (key === '') {
-    if (method === 'GET' && has('object-lock')) return 'GetObjectLockConfiguration';
-    if (method === 'GET' && has('versioning')) return 'GetBucketVersioning';
+    for (const [subresource, name] of BUCKET_SUBRESOURCES) {
+      if (!has(subresource)) continue;
+      if (method === 'GET') return `Get${name}`;
+      if (method === 'PUT') return `Put${name}`;
+      if (method === 'DELETE' && DELETABLE.has(name)) return `Delete${name}`;
+      return 'Unknown';
+    }
     if (method === 'GET' && has('versions')) return 'ListObjectVersions';
     if (method === 'GET' && query['list-type'] === '2') return 'ListObjectsV2';
     if (method === 'HEAD') return 'HeadBucket';
@@ -291,15 +402,69 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+function malformedXml(): S3Error {
+  return new S3Error(400, 'MalformedXML', 'The XML you provided was not well-formed or did not validate.');
+}
+
+/** The parser yields one object for a single repeated element and an array for several. */
+function asArray(value: unknown): unknown[] {
+  if (value === undefined || value === '') return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/** Settings as S3 allows them to coexist, copied so that callers cannot change them behind our back. */
+function checkedSettings(s: S3BucketSettings): Readonly<S3BucketSettings> {
+  if (s.objectLock && s.versioning !== true) {
+    throw new Error('startS3Server: Object Lock needs versioning enabled');
+  }
+  if (s.defaultRetention) {
+    if (!s.objectLock) throw new Error('startS3Server: defaultRetention needs objectLock');
+    const { days, years } = s.defaultRetention;
+    const period = days ?? years;
+    if ((days === undefined) === (years === undefined) || !Number.isInteger(period) || period! <= 0) {
+      throw new Error(
+        'startS3Server: defaultRetention needs exactly one of days or years, a positive integer',
+      );
+    }
+  }
+  if (s.replication) {
+    if (s.versioning !== true) throw new Error('startS3Server: replication needs versioning enabled');
+    if (s.replication.rules.length === 0)
+      throw new Error('startS3Server: replication needs at least one rule');
+  }
+  return structuredClone(s);
+}
+
 /** Starts the server on 127.0.0.1 and an ephemeral port. */
 export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Server> {
   const bucketName = options.bucket ?? 'holdfast-test';
   const objectLock = options.objectLock ?? true;
-  const versioning = options.versioning ?? true;
-  if (objectLock && !versioning) throw new Error('startS3Server: Object Lock needs versioning enabled');
-  if (options.defaultRetention && !objectLock) {
-    throw new Error('startS3Server: defaultRetention needs objectLock');
-  }
+  let settings = checkedSettings({
+    objectLock,
+    versioning: options.versioning ?? true,
+    defaultRetention:
+      options.defaultRetention === undefined
+        ? objectLock
+          ? { mode: 'COMPLIANCE', years: 7 }
+          : null
+        : options.defaultRetention,
+    publicAccessBlock:
+      options.publicAccessBlock === undefined
+        ? {
+            blockPublicAcls: true,
+            ignorePublicAcls: true,
+            blockPublicPolicy: true,
+            restrictPublicBuckets: true,
+          }
+        : options.publicAccessBlock,
+    encryption:
+      options.encryption === undefined
+        ? { algorithm: 'aws:kms', kmsKeyId: TEST_KMS_KEY_ID, bucketKeyEnabled: true }
+        : options.encryption,
+    replication: options.replication ?? null,
+  });
+  let denied = new Set(options.deniedOperations ?? []);
+  const versioned = () => settings.versioning === true;
   const rejectTrailing = options.rejectTrailingChecksums ?? true;
   let clock = options.clock ?? (() => new Date());
   let unavailable = false;
@@ -348,7 +513,9 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   };
 
   const requireObjectLock = () => {
-    if (!objectLock) throw new S3Error(400, 'InvalidRequest', 'Bucket is missing Object Lock Configuration');
+    if (!settings.objectLock) {
+      throw new S3Error(400, 'InvalidRequest', 'Bucket is missing Object Lock Configuration');
+    }
   };
 
   /** Verifies Content-MD5 and x-amz-checksum-* (headers or trailers); returns the checksums sent. */
@@ -452,7 +619,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
       'last-modified': v.lastModified.toUTCString(),
       'accept-ranges': 'bytes',
     };
-    if (versioning) headers['x-amz-version-id'] = v.versionId;
+    if (versioned()) headers['x-amz-version-id'] = v.versionId;
     for (const [name, value] of Object.entries(v.metadata)) headers[`x-amz-meta-${name}`] = value;
     if (v.retention) {
       headers['x-amz-object-lock-mode'] = v.retention.mode;
@@ -482,7 +649,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     if (lockParams) requireObjectLock();
     const integrity = verifyIntegrity(req, payload, trailers);
     if (
-      (lockParams || options.defaultRetention) &&
+      (lockParams || settings.defaultRetention) &&
       !integrity.md5 &&
       Object.keys(integrity.checksums).length === 0
     ) {
@@ -512,9 +679,11 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
         throw new S3Error(400, 'InvalidArgument', 'The retain until date must be in the future!');
       }
       retention = { mode, until };
-    } else if (options.defaultRetention) {
-      const { mode: defaultMode, days } = options.defaultRetention;
-      retention = { mode: defaultMode, until: new Date(now.getTime() + days * 86_400_000) };
+    } else if (settings.defaultRetention) {
+      const { mode: defaultMode, days, years } = settings.defaultRetention;
+      const until = new Date(now.getTime() + (days ?? 0) * 86_400_000);
+      until.setUTCFullYear(until.getUTCFullYear() + (years ?? 0));
+      retention = { mode: defaultMode, until };
     }
     if (hold !== undefined && hold !== 'ON' && hold !== 'OFF') {
       throw new S3Error(400, 'InvalidArgument', "Legal Hold must be either of 'ON' or 'OFF'");
@@ -539,7 +708,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     }
     const version: StoredVersion = {
       key: req.key,
-      versionId: versioning ? newVersionId() : 'null',
+      versionId: versioned() ? newVersionId() : 'null',
       deleteMarker: false,
       body: Buffer.from(payload),
       contentType: req.headers['content-type'] ?? 'binary/octet-stream',
@@ -550,10 +719,10 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
       retention,
       legalHold: hold as 'ON' | 'OFF' | undefined,
     };
-    const kept = versioning ? versions : versions.filter((v) => v.versionId !== 'null');
+    const kept = versioned() ? versions : versions.filter((v) => v.versionId !== 'null');
     objects.set(req.key, [version, ...kept]);
     const headers: Record<string, string> = { etag: version.etag };
-    if (versioning) headers['x-amz-version-id'] = version.versionId;
+    if (versioned()) headers['x-amz-version-id'] = version.versionId;
     for (const [algorithm, value] of Object.entries(version.checksums)) {
       headers[`x-amz-checksum-${algorithm}`] = value;
       headers['x-amz-checksum-type'] = 'FULL_OBJECT';
@@ -570,13 +739,14 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     const versions = objects.get(req.key) ?? [];
     const versionId = req.query.versionId;
     if (versionId === undefined) {
-      if (!versioning) {
+      if (settings.versioning === false) {
         objects.delete(req.key);
         return { status: 204 };
       }
       const marker: StoredVersion = {
         key: req.key,
-        versionId: newVersionId(),
+        // Versioning suspended: the delete marker becomes the "null" version.
+        versionId: versioned() ? newVersionId() : 'null',
         deleteMarker: true,
         body: Buffer.alloc(0),
         contentType: '',
@@ -587,7 +757,8 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
         retention: undefined,
         legalHold: undefined,
       };
-      objects.set(req.key, [marker, ...versions]);
+      const kept = versioned() ? versions : versions.filter((x) => x.versionId !== 'null');
+      objects.set(req.key, [marker, ...kept]);
       return {
         status: 204,
         headers: { 'x-amz-delete-marker': 'true', 'x-amz-version-id': marker.versionId },
@@ -847,8 +1018,27 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     };
   };
 
+  const xmlReply = (root: string, content: Record<string, unknown>): Reply => ({
+    status: 200,
+    headers: { 'content-type': 'application/xml' },
+    body: xml(root, content),
+  });
+
+  /** Replaces bucket settings once a configuration put has validated its input the way S3 does. */
+  const reconfigure = (patch: Partial<S3BucketSettings>): Reply => {
+    settings = checkedSettings({ ...settings, ...patch });
+    return { status: 200 };
+  };
+
+  /** Bucket configuration puts need an integrity header, like Object Lock puts. */
+  const configBody = (req: Request, root: string): Record<string, unknown> => {
+    requireChecksumHeader(req);
+    verifyIntegrity(req, req.body, {});
+    return parseXmlBody(req, root);
+  };
+
   const getObjectLockConfiguration = (): Reply => {
-    if (!objectLock) {
+    if (!settings.objectLock) {
       throw new S3Error(
         404,
         'ObjectLockConfigurationNotFoundError',
@@ -856,27 +1046,209 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
       );
     }
     const config: Record<string, unknown> = { ObjectLockEnabled: 'Enabled' };
-    if (options.defaultRetention) {
+    const retention = settings.defaultRetention;
+    if (retention) {
       config.Rule = {
-        DefaultRetention: { Mode: options.defaultRetention.mode, Days: options.defaultRetention.days },
+        DefaultRetention: { Mode: retention.mode, Days: retention.days, Years: retention.years },
       };
     }
-    return {
-      status: 200,
-      headers: { 'content-type': 'application/xml' },
-      body: xml('ObjectLockConfiguration', config),
-    };
+    return xmlReply('ObjectLockConfiguration', config);
   };
 
-  const getBucketVersioning = (): Reply => ({
-    status: 200,
-    headers: { 'content-type': 'application/xml' },
-    body: xml('VersioningConfiguration', versioning ? { Status: 'Enabled' } : {}),
-  });
+  const putObjectLockConfiguration = (req: Request): Reply => {
+    const node = configBody(req, 'ObjectLockConfiguration');
+    if (node.ObjectLockEnabled !== 'Enabled') throw malformedXml();
+    if (!versioned()) {
+      throw new S3Error(
+        409,
+        'InvalidBucketState',
+        "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
+      );
+    }
+    const rule = node.Rule as { DefaultRetention?: Record<string, unknown> } | undefined;
+    if (rule === undefined) return reconfigure({ objectLock: true, defaultRetention: null });
+    const d = rule.DefaultRetention ?? {};
+    if (
+      (d.Mode !== 'COMPLIANCE' && d.Mode !== 'GOVERNANCE') ||
+      (d.Days === undefined) === (d.Years === undefined)
+    ) {
+      throw malformedXml();
+    }
+    const period = Number(d.Days ?? d.Years);
+    if (!Number.isInteger(period) || period <= 0) {
+      throw new S3Error(400, 'InvalidArgument', 'Default retention period must be a positive integer value.');
+    }
+    const defaultRetention: S3DefaultRetention =
+      d.Days === undefined ? { mode: d.Mode, years: period } : { mode: d.Mode, days: period };
+    return reconfigure({ objectLock: true, defaultRetention });
+  };
+
+  const getBucketVersioning = (): Reply =>
+    xmlReply(
+      'VersioningConfiguration',
+      settings.versioning === false ? {} : { Status: settings.versioning === true ? 'Enabled' : 'Suspended' },
+    );
+
+  const putBucketVersioning = (req: Request): Reply => {
+    const status = parseXmlBody(req, 'VersioningConfiguration').Status;
+    if (status !== 'Enabled' && status !== 'Suspended') throw malformedXml();
+    if (status === 'Suspended' && settings.objectLock) {
+      throw new S3Error(
+        409,
+        'InvalidBucketState',
+        'An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.',
+      );
+    }
+    if (status === 'Suspended' && settings.replication) {
+      throw new S3Error(
+        409,
+        'InvalidBucketState',
+        'A replication configuration is present on this bucket, so the versioning state cannot be changed.',
+      );
+    }
+    return reconfigure({ versioning: status === 'Enabled' ? true : 'Suspended' });
+  };
+
+  const getPublicAccessBlock = (): Reply => {
+    const block = settings.publicAccessBlock;
+    if (!block) {
+      throw new S3Error(
+        404,
+        'NoSuchPublicAccessBlockConfiguration',
+        'The public access block configuration was not found',
+      );
+    }
+    return xmlReply('PublicAccessBlockConfiguration', {
+      BlockPublicAcls: block.blockPublicAcls,
+      IgnorePublicAcls: block.ignorePublicAcls,
+      BlockPublicPolicy: block.blockPublicPolicy,
+      RestrictPublicBuckets: block.restrictPublicBuckets,
+    });
+  };
+
+  const putPublicAccessBlock = (req: Request): Reply => {
+    const node = configBody(req, 'PublicAccessBlockConfiguration');
+    // An element left out is false, as on S3.
+    const flag = (name: string): boolean => {
+      const value = node[name];
+      if (value === undefined) return false;
+      if (value !== 'true' && value !== 'false') throw malformedXml();
+      return value === 'true';
+    };
+    return reconfigure({
+      publicAccessBlock: {
+        blockPublicAcls: flag('BlockPublicAcls'),
+        ignorePublicAcls: flag('IgnorePublicAcls'),
+        blockPublicPolicy: flag('BlockPublicPolicy'),
+        restrictPublicBuckets: flag('RestrictPublicBuckets'),
+      },
+    });
+  };
+
+  const getBucketEncryption = (): Reply => {
+    const encryption = settings.encryption;
+    if (!encryption) {
+      throw new S3Error(
+        404,
+        'ServerSideEncryptionConfigurationNotFoundError',
+        'The server side encryption configuration was not found',
+      );
+    }
+    const kms = encryption.algorithm === 'AES256' ? undefined : encryption;
+    return xmlReply('ServerSideEncryptionConfiguration', {
+      Rule: {
+        ApplyServerSideEncryptionByDefault: {
+          SSEAlgorithm: encryption.algorithm,
+          KMSMasterKeyID: kms?.kmsKeyId,
+        },
+        BucketKeyEnabled: kms?.bucketKeyEnabled ?? false,
+      },
+    });
+  };
+
+  const putBucketEncryption = (req: Request): Reply => {
+    const rules = asArray(configBody(req, 'ServerSideEncryptionConfiguration').Rule) as Record<
+      string,
+      unknown
+    >[];
+    const rule = rules[0];
+    const byDefault = rule?.ApplyServerSideEncryptionByDefault as Record<string, unknown> | undefined;
+    const algorithm = byDefault?.SSEAlgorithm;
+    const keyId = byDefault?.KMSMasterKeyID === undefined ? undefined : String(byDefault.KMSMasterKeyID);
+    if (
+      rules.length !== 1 ||
+      (algorithm !== 'AES256' && algorithm !== 'aws:kms' && algorithm !== 'aws:kms:dsse')
+    ) {
+      throw malformedXml();
+    }
+    if (algorithm === 'AES256') {
+      if (keyId !== undefined) {
+        throw new S3Error(
+          400,
+          'InvalidArgument',
+          'a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse',
+        );
+      }
+      return reconfigure({ encryption: { algorithm } });
+    }
+    return reconfigure({
+      encryption: { algorithm, kmsKeyId: keyId, bucketKeyEnabled: rule?.BucketKeyEnabled === 'true' },
+    });
+  };
+
+  const getBucketReplication = (): Reply => {
+    const replication = settings.replication;
+    if (!replication) {
+      throw new S3Error(
+        404,
+        'ReplicationConfigurationNotFoundError',
+        'The replication configuration was not found',
+      );
+    }
+    return xmlReply('ReplicationConfiguration', {
+      Role: replication.role,
+      Rule: replication.rules.map((rule, i) => ({
+        ID: rule.id,
+        Priority: rule.priority ?? i + 1,
+        Filter: { Prefix: rule.prefix ?? '' },
+        Status: rule.status,
+        Destination: { Bucket: rule.destinationBucket },
+        DeleteMarkerReplication: { Status: 'Disabled' },
+      })),
+    });
+  };
+
+  const putBucketReplication = (req: Request): Reply => {
+    const node = configBody(req, 'ReplicationConfiguration');
+    if (!versioned()) {
+      throw new S3Error(
+        400,
+        'InvalidRequest',
+        "Versioning must be 'Enabled' on the bucket to apply a replication configuration",
+      );
+    }
+    const rules = (asArray(node.Rule) as Record<string, unknown>[]).map((rule, i) => {
+      const destination = (rule.Destination as Record<string, unknown> | undefined)?.Bucket;
+      const filter = rule.Filter as Record<string, unknown> | undefined;
+      if ((rule.Status !== 'Enabled' && rule.Status !== 'Disabled') || typeof destination !== 'string') {
+        throw malformedXml();
+      }
+      return {
+        id: typeof rule.ID === 'string' ? rule.ID : `rule-${i + 1}`,
+        status: rule.Status,
+        destinationBucket: destination,
+        priority: rule.Priority === undefined ? i + 1 : Number(rule.Priority),
+        prefix: typeof filter?.Prefix === 'string' ? filter.Prefix : String(rule.Prefix ?? ''),
+      } satisfies S3ReplicationRule;
+    });
+    if (typeof node.Role !== 'string' || rules.length === 0) throw malformedXml();
+    return reconfigure({ replication: { role: node.Role, rules } });
+  };
 
   const route = (operation: string, req: Request): Reply => {
     if (req.bucket !== bucketName)
       throw new S3Error(404, 'NoSuchBucket', 'The specified bucket does not exist');
+    if (denied.has(operation)) throw new S3Error(403, 'AccessDenied', 'Access Denied');
     switch (operation) {
       case 'PutObject':
         return putObject(req);
@@ -900,8 +1272,33 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
         return listObjectVersions(req);
       case 'GetObjectLockConfiguration':
         return getObjectLockConfiguration();
+      case 'PutObjectLockConfiguration':
+        return putObjectLockConfiguration(req);
       case 'GetBucketVersioning':
         return getBucketVersioning();
+      case 'PutBucketVersioning':
+        return putBucketVersioning(req);
+      case 'GetPublicAccessBlock':
+        return getPublicAccessBlock();
+      case 'PutPublicAccessBlock':
+        return putPublicAccessBlock(req);
+      case 'DeletePublicAccessBlock':
+        settings = checkedSettings({ ...settings, publicAccessBlock: null });
+        return { status: 204 };
+      case 'GetBucketEncryption':
+        return getBucketEncryption();
+      case 'PutBucketEncryption':
+        return putBucketEncryption(req);
+      case 'DeleteBucketEncryption':
+        settings = checkedSettings({ ...settings, encryption: null });
+        return { status: 204 };
+      case 'GetBucketReplication':
+        return getBucketReplication();
+      case 'PutBucketReplication':
+        return putBucketReplication(req);
+      case 'DeleteBucketReplication':
+        settings = checkedSettings({ ...settings, replication: null });
+        return { status: 204 };
       case 'HeadBucket':
         return { status: 200 };
       default:
@@ -986,6 +1383,13 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     },
     setUnavailable(on: boolean) {
       unavailable = on;
+    },
+    bucketSettings: () => structuredClone(settings),
+    configureBucket(patch: Partial<S3BucketSettings>) {
+      settings = checkedSettings({ ...settings, ...patch });
+    },
+    setDeniedOperations(operations: readonly string[]) {
+      denied = new Set(operations);
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

@@ -1,6 +1,21 @@
 import { createHash } from 'node:crypto';
+import {
+  DeleteBucketEncryptionCommand,
+  DeleteBucketReplicationCommand,
+  DeletePublicAccessBlockCommand,
+  GetBucketEncryptionCommand,
+  GetBucketReplicationCommand,
+  GetBucketVersioningCommand,
+  GetObjectLockConfigurationCommand,
+  GetPublicAccessBlockCommand,
+  PutBucketEncryptionCommand,
+  PutBucketVersioningCommand,
+  PutObjectLockConfigurationCommand,
+  PutPublicAccessBlockCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type S3Server, type S3ServerOptions, startS3Server } from '../src/s3-server.ts';
+import { type S3Server, type S3ServerOptions, startS3Server, TEST_KMS_KEY_ID } from '../src/s3-server.ts';
 
 let server: S3Server | undefined;
 
@@ -231,5 +246,195 @@ describe('startS3Server', () => {
       'GetObjectLockConfiguration',
       'GetBucketVersioning',
     ]);
+  });
+});
+
+describe('startS3Server bucket settings', () => {
+  const client = (s: S3Server) =>
+    new S3Client({
+      endpoint: s.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'holdfast-test', secretAccessKey: 'holdfast-test-secret' },
+    });
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (err: { name: string; $metadata?: { httpStatusCode?: number } }) => ({
+        code: err.name,
+        status: err.$metadata?.httpStatusCode,
+      }),
+    );
+
+  it('defaults to a bucket the preflight passes, read back through the AWS SDK', async () => {
+    const s3 = client(await start());
+    const Bucket = server!.bucket;
+    try {
+      expect(
+        (await s3.send(new GetObjectLockConfigurationCommand({ Bucket }))).ObjectLockConfiguration,
+      ).toEqual({
+        ObjectLockEnabled: 'Enabled',
+        Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Years: 7 } },
+      });
+      expect((await s3.send(new GetBucketVersioningCommand({ Bucket }))).Status).toBe('Enabled');
+      expect(
+        (await s3.send(new GetPublicAccessBlockCommand({ Bucket }))).PublicAccessBlockConfiguration,
+      ).toEqual({
+        BlockPublicAcls: true,
+        IgnorePublicAcls: true,
+        BlockPublicPolicy: true,
+        RestrictPublicBuckets: true,
+      });
+      const encryption = await s3.send(new GetBucketEncryptionCommand({ Bucket }));
+      expect(encryption.ServerSideEncryptionConfiguration?.Rules).toEqual([
+        {
+          ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: TEST_KMS_KEY_ID },
+          BucketKeyEnabled: true,
+        },
+      ]);
+      expect(await failure(s3.send(new GetBucketReplicationCommand({ Bucket })))).toEqual({
+        code: 'ReplicationConfigurationNotFoundError',
+        status: 404,
+      });
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it("answers each setting that is not configured with S3's not-found error, and denied operations with 403", async () => {
+    const s3 = client(
+      await start({
+        objectLock: false,
+        versioning: 'Suspended',
+        publicAccessBlock: null,
+        encryption: null,
+        deniedOperations: ['GetBucketReplication'],
+      }),
+    );
+    const Bucket = server!.bucket;
+    try {
+      expect(await failure(s3.send(new GetObjectLockConfigurationCommand({ Bucket })))).toEqual({
+        code: 'ObjectLockConfigurationNotFoundError',
+        status: 404,
+      });
+      expect((await s3.send(new GetBucketVersioningCommand({ Bucket }))).Status).toBe('Suspended');
+      expect(await failure(s3.send(new GetPublicAccessBlockCommand({ Bucket })))).toEqual({
+        code: 'NoSuchPublicAccessBlockConfiguration',
+        status: 404,
+      });
+      expect(await failure(s3.send(new GetBucketEncryptionCommand({ Bucket })))).toEqual({
+        code: 'ServerSideEncryptionConfigurationNotFoundError',
+        status: 404,
+      });
+      expect(await failure(s3.send(new GetBucketReplicationCommand({ Bucket })))).toEqual({
+        code: 'AccessDenied',
+        status: 403,
+      });
+      server!.setDeniedOperations([]);
+      expect(await failure(s3.send(new GetBucketReplicationCommand({ Bucket })))).toMatchObject({
+        code: 'ReplicationConfigurationNotFoundError',
+      });
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it('changes settings through configureBucket and through the Put*/Delete* operations', async () => {
+    const s3 = client(await start());
+    const Bucket = server!.bucket;
+    try {
+      server!.configureBucket({
+        defaultRetention: { mode: 'GOVERNANCE', days: 30 },
+        encryption: { algorithm: 'AES256' },
+        replication: {
+          role: 'arn:aws:iam::111122223333:role/replication',
+          rules: [{ id: 'dr', status: 'Enabled', destinationBucket: 'arn:aws:s3:::holdfast-dr' }],
+        },
+      });
+      expect(
+        (await s3.send(new GetObjectLockConfigurationCommand({ Bucket }))).ObjectLockConfiguration?.Rule,
+      ).toEqual({ DefaultRetention: { Mode: 'GOVERNANCE', Days: 30 } });
+      expect(
+        (await s3.send(new GetBucketEncryptionCommand({ Bucket }))).ServerSideEncryptionConfiguration?.Rules,
+      ).toEqual([
+        { ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' }, BucketKeyEnabled: false },
+      ]);
+      expect(
+        (await s3.send(new GetBucketReplicationCommand({ Bucket }))).ReplicationConfiguration,
+      ).toMatchObject({
+        Role: 'arn:aws:iam::111122223333:role/replication',
+        Rules: [
+          { ID: 'dr', Status: 'Enabled', Priority: 1, Destination: { Bucket: 'arn:aws:s3:::holdfast-dr' } },
+        ],
+      });
+      expect(() => server!.configureBucket({ versioning: false })).toThrow(/Object Lock needs versioning/);
+
+      await s3.send(
+        new PutObjectLockConfigurationCommand({
+          Bucket,
+          ObjectLockConfiguration: {
+            ObjectLockEnabled: 'Enabled',
+            Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Years: 3 } },
+          },
+        }),
+      );
+      await s3.send(
+        new PutPublicAccessBlockCommand({
+          Bucket,
+          PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true },
+        }),
+      );
+      await s3.send(
+        new PutBucketEncryptionCommand({
+          Bucket,
+          ServerSideEncryptionConfiguration: {
+            Rules: [
+              { ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms:dsse', KMSMasterKeyID: 'k1' } },
+            ],
+          },
+        }),
+      );
+      await s3.send(new DeleteBucketReplicationCommand({ Bucket }));
+      expect(server!.bucketSettings()).toMatchObject({
+        defaultRetention: { mode: 'COMPLIANCE', years: 3 },
+        publicAccessBlock: {
+          blockPublicAcls: true,
+          ignorePublicAcls: false,
+          blockPublicPolicy: true,
+          restrictPublicBuckets: false,
+        },
+        encryption: { algorithm: 'aws:kms:dsse', kmsKeyId: 'k1' },
+        replication: null,
+      });
+      expect(
+        await failure(
+          s3.send(
+            new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Suspended' } }),
+          ),
+        ),
+      ).toEqual({ code: 'InvalidBucketState', status: 409 });
+      await s3.send(new DeletePublicAccessBlockCommand({ Bucket }));
+      await s3.send(new DeleteBucketEncryptionCommand({ Bucket }));
+      expect(server!.bucketSettings()).toMatchObject({ publicAccessBlock: null, encryption: null });
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it('applies a default retention in years to puts without lock headers', async () => {
+    const now = Date.parse('2031-03-01T09:00:00.000Z');
+    await start({ clock: () => new Date(now), defaultRetention: { mode: 'COMPLIANCE', years: 2 } });
+    expect(
+      (
+        await call('d.txt', {
+          method: 'PUT',
+          body: 'x',
+          headers: { 'x-amz-checksum-sha256': sha256b64('x') },
+        })
+      ).status,
+    ).toBe(200);
+    const head = await call('d.txt', { method: 'HEAD' });
+    expect(head.headers.get('x-amz-object-lock-mode')).toBe('COMPLIANCE');
+    expect(head.headers.get('x-amz-object-lock-retain-until-date')).toBe('2033-03-01T09:00:00.000Z');
   });
 });

@@ -1,4 +1,5 @@
 import { HoldfastError } from '@holdfast/core';
+import type { StoreCheck, StoreCheckReport } from './store-check-report.ts';
 
 function versionLabel(key: string, versionId: string | undefined): string {
   return versionId === undefined ? `"${key}"` : `"${key}" version ${versionId}`;
@@ -201,5 +202,27 @@ export class StoreRequestError extends HoldfastError {
 export class StoreClosedError extends HoldfastError {
   constructor(store: string) {
     super('HOLDFAST_ERR_STORE_CLOSED', `${store} is closed`);
+  }
+}
+
+/**
+ * The store failed the preflight (`checkStore`): a service refuses to start against it (fail
+ * closed). The message names every failing check and what is expected instead.
+ */
+export class StoreCheckFailedError extends HoldfastError {
+  readonly store: string;
+  readonly failures: readonly StoreCheck[];
+  readonly report: StoreCheckReport;
+
+  constructor(report: StoreCheckReport) {
+    const failures = report.checks.filter((c) => c.status === 'fail');
+    super(
+      'HOLDFAST_ERR_STORE_CHECK_FAILED',
+      `${report.store} failed ${failures.length} store check${failures.length === 1 ? '' : 's'}: ` +
+        failures.map((c) => `${c.name}: ${c.detail}`).join('; '),
+    );
+    this.store = report.store;
+    this.failures = failures;
+    this.report = report;
   }
 }

@@ -10,5 +10,17 @@ export type {
   PutObjectResult,
   RetentionMode,
 } from './object-store.ts';
-export { type OpenObjectStoreOptions, openObjectStore } from './open-object-store.ts';
+export {
+  type OpenObjectStoreOptions,
+  openObjectStore,
+  parseStoreSpec,
+  type StoreSpec,
+} from './open-object-store.ts';
 export { S3WormStore, type S3WormStoreOptions } from './s3-worm-store.ts';
+export {
+  type CheckStoreOptions,
+  checkStore,
+  type PreflightStoreOptions,
+  preflightStore,
+} from './store-check.ts';
+export type { StoreCheck, StoreCheckName, StoreCheckReport, StoreCheckStatus } from './store-check-report.ts';

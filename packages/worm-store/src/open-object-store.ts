@@ -23,17 +23,16 @@ export interface OpenObjectStoreOptions {
 
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-/**
- * Opens the store named by a spec such as `HOLDFAST_STORE`: `local:<dir>` (the embedded default)
- * or `s3://<bucket>`. Anything else fails with InvalidStoreSpecError naming the value.
- */
-export async function openObjectStore(spec: string, opts: OpenObjectStoreOptions = {}): Promise<ObjectStore> {
+/** A parsed store spec. */
+export type StoreSpec = { kind: 'local'; dir: string } | { kind: 's3'; bucket: string };
+
+/** Parses `local:<dir>` or `s3://<bucket>`; anything else fails with InvalidStoreSpecError naming the value. */
+export function parseStoreSpec(spec: string): StoreSpec {
   if (typeof spec !== 'string') throw new InvalidStoreSpecError(String(spec), 'not a string');
-  const clock = opts.clock === undefined ? {} : { clock: opts.clock };
   if (spec.startsWith('local:')) {
     const dir = spec.slice('local:'.length);
     if (dir.trim() === '') throw new InvalidStoreSpecError(spec, 'the directory is missing');
-    return LocalWormStore.open({ dir, ...clock });
+    return { kind: 'local', dir };
   }
   if (spec.startsWith('s3://')) {
     const bucket = spec.slice('s3://'.length);
@@ -42,12 +41,23 @@ export async function openObjectStore(spec: string, opts: OpenObjectStoreOptions
       throw new InvalidStoreSpecError(spec, 'a key prefix after the bucket is not supported');
     if (!BUCKET_NAME.test(bucket))
       throw new InvalidStoreSpecError(spec, `"${bucket}" is not an S3 bucket name`);
-    return S3WormStore.open({
-      bucket,
-      ...(opts.s3Endpoint === undefined ? {} : { endpoint: opts.s3Endpoint }),
-      ...(opts.region === undefined ? {} : { region: opts.region }),
-      ...clock,
-    });
+    return { kind: 's3', bucket };
   }
   throw new InvalidStoreSpecError(spec, 'unknown scheme');
+}
+
+/**
+ * Opens the store named by a spec such as `HOLDFAST_STORE`: `local:<dir>` (the embedded default)
+ * or `s3://<bucket>`. Anything else fails with InvalidStoreSpecError naming the value.
+ */
+export async function openObjectStore(spec: string, opts: OpenObjectStoreOptions = {}): Promise<ObjectStore> {
+  const parsed = parseStoreSpec(spec);
+  const clock = opts.clock === undefined ? {} : { clock: opts.clock };
+  if (parsed.kind === 'local') return LocalWormStore.open({ dir: parsed.dir, ...clock });
+  return S3WormStore.open({
+    bucket: parsed.bucket,
+    ...(opts.s3Endpoint === undefined ? {} : { endpoint: opts.s3Endpoint }),
+    ...(opts.region === undefined ? {} : { region: opts.region }),
+    ...clock,
+  });
 }

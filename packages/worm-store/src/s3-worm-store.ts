@@ -80,7 +80,7 @@ export interface S3WormStoreOptions {
   clock?: () => Date;
 }
 
-interface ResolvedOptions {
+export interface ResolvedOptions {
   readonly bucket: string;
   readonly endpoint: string | undefined;
   readonly region: string | undefined;
@@ -91,7 +91,7 @@ interface ResolvedOptions {
 
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-function validateOptions(options: S3WormStoreOptions): ResolvedOptions {
+export function validateOptions(options: S3WormStoreOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidStoreOptionsError('options', 'must be an object');
   }
@@ -132,6 +132,25 @@ function validateOptions(options: S3WormStoreOptions): ResolvedOptions {
   });
 }
 
+/** The store's client; shared with the bucket preflight (`s3-bucket-check.ts`). */
+export function createS3Client(resolved: ResolvedOptions): S3Client {
+  return new S3Client({
+    ...(resolved.endpoint === undefined ? {} : { endpoint: resolved.endpoint }),
+    ...(resolved.region === undefined ? {} : { region: resolved.region }),
+    ...(resolved.credentials === undefined ? {} : { credentials: resolved.credentials }),
+    forcePathStyle: resolved.forcePathStyle,
+    // Several S3-compatible servers reject the SDK's default trailing (streamed) checksums; we
+    // send our own SHA-256 as a header instead, which Object Lock puts require anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** e.g. `s3://bucket (http://127.0.0.1:9000)` */
+export function describeS3(resolved: ResolvedOptions): string {
+  return `s3://${resolved.bucket}${resolved.endpoint ? ` (${resolved.endpoint})` : ''}`;
+}
+
 type HeadFields = Pick<
   HeadObjectCommandOutput,
   | 'VersionId'
@@ -165,22 +184,13 @@ export class S3WormStore implements ObjectStore {
     this.#client = client;
     this.#bucket = options.bucket;
     this.#clock = options.clock;
-    this.description = `s3://${options.bucket}${options.endpoint ? ` (${options.endpoint})` : ''}`;
+    this.description = describeS3(options);
   }
 
   /** Opens the store; refuses (StoreNotWormError) a bucket without Object Lock enabled. */
   static async open(options: S3WormStoreOptions): Promise<S3WormStore> {
     const resolved = validateOptions(options);
-    const client = new S3Client({
-      ...(resolved.endpoint === undefined ? {} : { endpoint: resolved.endpoint }),
-      ...(resolved.region === undefined ? {} : { region: resolved.region }),
-      ...(resolved.credentials === undefined ? {} : { credentials: resolved.credentials }),
-      forcePathStyle: resolved.forcePathStyle,
-      // Several S3-compatible servers reject the SDK's default trailing (streamed) checksums; we
-      // send our own SHA-256 as a header instead, which Object Lock puts require anyway.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    const client = createS3Client(resolved);
     const store = new S3WormStore(resolved, client);
     try {
       await store.#checkWorm();

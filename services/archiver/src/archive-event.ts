@@ -36,21 +36,25 @@ export async function archiveEvent(
   store: ObjectStore,
   policy: RetentionPolicy,
   event: EventEnvelope,
+  options: { legalHold?: boolean } = {},
 ): Promise<ArchiveJobResult> {
   const retainUntil = policy.retainUntil(event.category, event.occurredAt);
   const objects = plan(event, retainUntil);
   let first: { versionId: string; created: boolean } | undefined;
+  const written: { key: string; versionId: string; sha256: string }[] = [];
   for (const object of objects) {
-    const written = await putOnce(store, {
+    const put = await putOnce(store, {
       key: object.key,
       body: object.body,
       sha256: object.sha256,
       contentType: object.contentType,
       retainUntil,
+      ...(options.legalHold ? { legalHold: true } : {}),
       ifNoneMatch: true,
       metadata: { 'holdfast-event-id': event.id, 'holdfast-archive-version': String(ARCHIVE_VERSION) },
     });
-    first ??= written;
+    first ??= put;
+    written.push({ key: object.key, versionId: put.versionId, sha256: object.sha256 });
   }
   const blob = objects[0]!;
   return {
@@ -59,7 +63,13 @@ export async function archiveEvent(
     sha256: blob.sha256,
     retainUntil: retainUntil.toISOString(),
     created: first!.created,
+    objects: written,
   };
+}
+
+/** The key an event's (first) object is archived under. */
+export function archiveKeyOf(event: EventEnvelope): string {
+  return plan(event, new Date(0))[0]!.key;
 }
 
 function plan(event: EventEnvelope, retainUntil: Date): PlannedObject[] {

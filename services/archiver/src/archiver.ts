@@ -11,10 +11,18 @@ import {
   QUEUES,
   RetentionPolicy,
 } from '@holdfast/core';
-import { closeQueueWorker, createRedisConnection, startQueueWorker } from '@holdfast/producer';
-import { type ObjectStore, openObjectStore } from '@holdfast/worm-store';
+import {
+  closeQueueWorker,
+  createRedisConnection,
+  startOpsServer,
+  startQueueWorker,
+} from '@holdfast/producer';
+import { type ObjectStore, openObjectStore, preflightStore } from '@holdfast/worm-store';
 import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
-import { archiveEvent } from './archive-event.ts';
+import type { Redis } from 'ioredis';
+import { archiveEvent, archiveKeyOf } from './archive-event.ts';
+import { factsFromEvent, type Matter, matches, matterCache, recordHeld } from './holds.ts';
+import { applyRetentionTriggers, recordPolicyChange } from './retention-triggers.ts';
 import { recordInTimeline } from './timeline.ts';
 
 export interface ArchiverOptions {
@@ -31,6 +39,8 @@ export interface ArchiverOptions {
 }
 
 export interface ArchiverHandle {
+  /** Where /healthz, /readyz and /metrics answer. */
+  readonly opsUrl: string;
   readonly worker: Worker<ArchiveJobData, ArchiveJobResult>;
   close(): Promise<void>;
 }
@@ -71,11 +81,22 @@ export async function start(
       ? await RetentionPolicy.load(config.retentionPolicyPath)
       : RetentionPolicy.defaults());
   const ownsStore = !options.store;
+  // Fail closed: refuse a store that fails the preflight (an injected store is its owner's to check).
+  const { s3Endpoint, region } = config;
+  const minimumRetentionDays = policy.minimumDays();
+  if (ownsStore) await preflightStore(config.store, { s3Endpoint, region, minimumRetentionDays, log });
   const store =
     options.store ??
     (await openObjectStore(config.store, { s3Endpoint: config.s3Endpoint, region: config.region }));
 
   const redis = createRedisConnection(config.redisUrl, 'worker', 'holdfast-archiver-model', log);
+  // The policy in force is on record before any job is archived under it.
+  await recordPolicyChange({ redis, store, policy, log }).catch(async (error: unknown) => {
+    redis.disconnect();
+    if (ownsStore) await store.close();
+    throw error;
+  });
+  const matters = matterCache(redis);
   const mediaQueue = new Queue<MediaJobData>(QUEUES.media, { connection: redis, prefix: QUEUE_PREFIX });
 
   const process = async (job: Job<ArchiveJobData, ArchiveJobResult>): Promise<ArchiveJobResult> => {
@@ -94,8 +115,17 @@ export async function start(
       }
       let result: ArchiveJobResult;
       try {
-        result = await archiveEvent(store, policy, event);
+        // Written under hold when an open matter selects it; matters opened while this write
+        // was in flight are caught by the check after it (the place command scans after opening).
+        const open = await matters();
+        const holding =
+          open.length === 0
+            ? []
+            : open.filter((m) => matches(m.selection, factsFromEvent(event, archiveKeyOf(event))));
+        result = await archiveEvent(store, policy, event, { legalHold: holding.length > 0 });
+        await applyLateHolds(store, redis, matters, event, result, holding);
         await recordInTimeline(redis, event, result.key);
+        await applyRetentionTriggers({ redis, store, policy, log }, event, result);
         await enqueueMedia(mediaQueue, event, result);
       } catch (error) {
         await redis.del(seenKey).catch(() => {});
@@ -131,15 +161,25 @@ export async function start(
     retryBaseMs: options.retryBaseMs,
     retryCapMs: options.retryCapMs,
   });
+  const archiveQueue = new Queue(QUEUES.archive, { connection: redis, prefix: QUEUE_PREFIX });
+  const ops = await startOpsServer({
+    port: config.metricsPort,
+    queues: [archiveQueue, mediaQueue],
+    checks: { redis: async () => (await redis.ping()) && 'ok' },
+    log,
+  });
   log.info({ store: store.description, policy: policy.source }, 'archiver started');
 
   let closed = false;
   return {
     worker,
+    opsUrl: ops.url,
     async close() {
       if (closed) return;
       closed = true;
       await closeQueueWorker(worker);
+      await ops.close();
+      await archiveQueue.close();
       await mediaQueue.close();
       redis.disconnect();
       if (ownsStore) await store.close();
@@ -183,4 +223,27 @@ async function enqueueMedia(
       },
     })),
   );
+}
+
+/**
+ * Record the versions the matters held at write time, and hold them for any matter opened
+ * since the write began.
+ */
+async function applyLateHolds(
+  store: ObjectStore,
+  redis: Redis,
+  matters: () => Promise<Matter[]>,
+  event: EventEnvelope,
+  result: ArchiveJobResult,
+  heldAtWrite: readonly Matter[],
+): Promise<void> {
+  const open = await matters();
+  if (open.length === 0) return;
+  const objects = result.objects ?? [{ key: result.key, versionId: result.versionId, sha256: result.sha256 }];
+  const now = open.filter((m) => matches(m.selection, factsFromEvent(event, result.key)));
+  const late = now.filter((m) => !heldAtWrite.some((h) => h.matter === m.matter));
+  if (late.length > 0 && heldAtWrite.length === 0) {
+    for (const o of objects) await store.setLegalHold(o.key, o.versionId, true);
+  }
+  await recordHeld(redis, [...heldAtWrite, ...late], objects);
 }

@@ -2,6 +2,20 @@ export { ARCHIVE_VERSION, archiveEvent } from './archive-event.ts';
 export { type ArchiverHandle, type ArchiverOptions, start } from './archiver.ts';
 export * from './errors.ts';
 export {
+  type HoldSelection,
+  holdSelection,
+  type Matter,
+  MatterExistsError,
+  MatterNotFoundError,
+  matches,
+  openMatters,
+  placeHold,
+  releaseHold,
+} from './holds.ts';
+export { archiveOperatorAction, OPERATOR_CATEGORY, type OperatorAction } from './operator-event.ts';
+export { applyRetentionTriggers, recordPolicyChange } from './retention-triggers.ts';
+export { rebuildSubjectIndex, subjectVersions } from './subject-index.ts';
+export {
   foldState,
   type MessageView,
   readMessage,
@@ -10,4 +24,3 @@ export {
   type TimelineEntry,
   timelineEntry,
 } from './timeline.ts';
-export { archiveOperatorAction, OPERATOR_CATEGORY, type OperatorAction } from './operator-event.ts';

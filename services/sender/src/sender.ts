@@ -13,8 +13,14 @@ import {
   type SendJobData,
   sha256Hex,
 } from '@holdfast/core';
-import { closeQueueWorker, createRedisConnection, EventWriter, startQueueWorker } from '@holdfast/producer';
-import { type Job, UnrecoverableError, type Worker } from 'bullmq';
+import {
+  closeQueueWorker,
+  createRedisConnection,
+  EventWriter,
+  startOpsServer,
+  startQueueWorker,
+} from '@holdfast/producer';
+import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import { NotArchivedError } from './errors.ts';
 import { type EmailTransport, emailTransportFromConfig } from './transports/index.ts';
 
@@ -40,6 +46,8 @@ export interface SendJobResult {
 }
 
 export interface SenderHandle {
+  /** Where /healthz, /readyz and /metrics answer. */
+  readonly opsUrl: string;
   readonly worker: Worker<SendJobData, SendJobResult>;
   close(): Promise<void>;
 }
@@ -138,12 +146,27 @@ export async function start(
   log.info({ transport: transport.name }, 'sender started');
 
   let closed = false;
+  const sendQueue = new Queue(QUEUES.sendEmail, { connection: redis, prefix: QUEUE_PREFIX });
+  const ops = await startOpsServer({
+    port: config.metricsPort,
+    queues: [sendQueue],
+    checks: {
+      redis: async () => (await redis.ping()) && 'ok',
+      spool: async () =>
+        writer.stats().spool.failed ? 'failed: a write or fsync failed; restart to reopen' : 'ok',
+    },
+    log,
+  });
+
   return {
     worker,
+    opsUrl: ops.url,
     async close() {
       if (closed) return;
       closed = true;
       await closeQueueWorker(worker);
+      await ops.close();
+      await sendQueue.close();
       await writer.close();
       await transport.close();
       redis.disconnect();

@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { sha256Hex } from '@holdfast/core';
+import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
+import { tempDir } from '@holdfast/testkit/temp-dir';
+import { LocalWormStore } from '@holdfast/worm-store';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+const MAIN = resolve(import.meta.dirname, '../src/main.ts');
+
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('exit', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+describe('holdfast hold', () => {
+  let redis: TestRedis;
+  let dir: { path: string; remove(): Promise<void> };
+  let env: NodeJS.ProcessEnv;
+  beforeEach(async () => {
+    redis = await startRedis();
+    dir = await tempDir('holdfast-hold-cli-');
+    env = {
+      PATH: process.env.PATH,
+      HOLDFAST_STORE: `local:${join(dir.path, 'store')}`,
+      REDIS_URL: redis.url,
+      HOLDFAST_LOG_LEVEL: 'warn',
+    };
+  });
+  afterEach(async () => {
+    await redis.stop();
+    await dir.remove();
+  });
+
+  it('places, lists and releases a matter, recording the actor', async () => {
+    const store = await LocalWormStore.open({ dir: join(dir.path, 'store') });
+    const body = Buffer.from('{"amount":"5.00"}');
+    await store.put({
+      key: 'records/financial-transaction/2026/03/01/x.json',
+      body,
+      sha256: sha256Hex(body),
+      contentType: 'application/json',
+      retainUntil: new Date(Date.now() + 86_400_000),
+    });
+    await store.close();
+
+    const placed = await run(
+      [
+        'hold',
+        'place',
+        '--matter',
+        'FINRA-1',
+        '--reason',
+        'exam',
+        '--prefix',
+        'records/financial-transaction/',
+        '--actor',
+        'cco@acme',
+        '--json',
+      ],
+      env,
+    );
+    expect(placed.stderr).toBe('');
+    expect(placed.code).toBe(0);
+    expect(JSON.parse(placed.stdout)).toMatchObject({
+      matter: { matter: 'FINRA-1', actor: 'cco@acme' },
+      manifest: [{ key: 'records/financial-transaction/2026/03/01/x.json', sha256: sha256Hex(body) }],
+    });
+
+    const head = await run(
+      ['store', 'head', 'records/financial-transaction/2026/03/01/x.json', '--json'],
+      env,
+    );
+    expect(JSON.parse(head.stdout).legalHold).toBe(true);
+    const list = await run(['hold', 'list', '--json'], env);
+    expect(JSON.parse(list.stdout).map((m: { matter: string }) => m.matter)).toEqual(['FINRA-1']);
+
+    const released = await run(['hold', 'release', '--matter', 'FINRA-1', '--json'], {
+      ...env,
+      HOLDFAST_ACTOR: 'cco@acme',
+    });
+    expect(released.code).toBe(0);
+    expect(JSON.parse(released.stdout).released).toHaveLength(1);
+    expect(
+      JSON.parse(
+        (await run(['store', 'head', 'records/financial-transaction/2026/03/01/x.json', '--json'], env))
+          .stdout,
+      ).legalHold,
+    ).toBe(false);
+  });
+
+  it('refuses without an actor, and names a matter that does not exist', async () => {
+    const noActor = await run(
+      ['hold', 'place', '--matter', 'M', '--reason', 'r', '--prefix', 'records/'],
+      env,
+    );
+    expect(noActor.code).toBe(1);
+    expect(noActor.stderr).toMatch(/--actor: required \(or set HOLDFAST_ACTOR\)/);
+    const missing = await run(['hold', 'release', '--matter', 'nope', '--actor', 'a'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no open matter "nope".*HOLDFAST_ERR_MATTER_NOT_FOUND/);
+  });
+});

@@ -1,0 +1,318 @@
+import {
+  type EventEnvelope,
+  HoldfastError,
+  QUEUE_PREFIX,
+  type RetentionPolicy,
+  ValidationError,
+  zodIssues,
+} from '@holdfast/core';
+import type { ObjectStore } from '@holdfast/worm-store';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { archiveOperatorAction } from './operator-event.ts';
+
+/**
+ * Legal holds as matters. A matter selects objects; every version it selects gets the store's
+ * legal hold (S3 Object Lock legal hold), independent of the retention clock. New writes that
+ * match an open matter are held as they are written. An object stays held while any open matter
+ * holds it. The registry of matters lives in Redis (and is rebuildable from the archived
+ * hold.placed / hold.released events); the store's hold flag is what actually protects.
+ */
+export const holdSelection = z
+  .strictObject({
+    keys: z.array(z.string().min(1)).optional(),
+    prefix: z.string().min(1).optional(),
+    project: z.string().min(1).optional(),
+    channel: z.enum(['email', 'sms', 'whatsapp', 'record']).optional(),
+    from: z.iso.datetime({ offset: true }).optional(),
+    to: z.iso.datetime({ offset: true }).optional(),
+    subject: z.string().min(1).optional(),
+    participant: z.string().min(3).optional(),
+  })
+  .refine(
+    (s) => Object.values(s).some((v) => v !== undefined),
+    'select something: keys, prefix, project, channel, from/to, subject or participant',
+  )
+  .refine((s) => !s.from || !s.to || s.from <= s.to, { message: 'from must not be after to', path: ['to'] });
+export type HoldSelection = z.infer<typeof holdSelection>;
+
+export interface Matter {
+  matter: string;
+  reason: string;
+  actor: string;
+  placedAt: string;
+  selection: HoldSelection;
+}
+
+export class MatterNotFoundError extends HoldfastError {
+  constructor(matter: string) {
+    super('HOLDFAST_ERR_MATTER_NOT_FOUND', `no open matter "${matter}"`);
+  }
+}
+
+export class MatterExistsError extends HoldfastError {
+  constructor(matter: string) {
+    super('HOLDFAST_ERR_MATTER_EXISTS', `matter "${matter}" is already open; release it or use another name`);
+  }
+}
+
+const MATTERS = `${QUEUE_PREFIX}:matters`;
+const heldBy = (matter: string) => `${QUEUE_PREFIX}:matter-objects:${matter}`;
+const member = (key: string, versionId: string) => `${key}\u0000${versionId}`;
+
+/** What a selection can be matched against, from an event being written or an archived object. */
+export interface ObjectFacts {
+  key: string;
+  project?: string;
+  channel?: string;
+  occurredAt?: string;
+  subject?: string;
+  participants: readonly string[];
+}
+
+export function matches(selection: HoldSelection, facts: ObjectFacts): boolean {
+  if (selection.keys && !selection.keys.includes(facts.key)) return false;
+  if (selection.prefix && !facts.key.startsWith(selection.prefix)) return false;
+  if (selection.project && facts.project !== selection.project) return false;
+  if (selection.channel && facts.channel !== selection.channel) return false;
+  if (selection.from && (!facts.occurredAt || Date.parse(facts.occurredAt) < Date.parse(selection.from)))
+    return false;
+  if (selection.to && (!facts.occurredAt || Date.parse(facts.occurredAt) > Date.parse(selection.to)))
+    return false;
+  if (selection.subject && facts.subject !== selection.subject) return false;
+  if (selection.participant) {
+    const wanted = selection.participant.toLowerCase();
+    if (!facts.participants.some((p) => p.toLowerCase().includes(wanted))) return false;
+  }
+  return true;
+}
+
+/** Facts of an event about to be written (or just written) at `key`. */
+export function factsFromEvent(event: EventEnvelope, key: string): ObjectFacts {
+  return {
+    key,
+    project: event.project,
+    channel: event.channel,
+    occurredAt: event.occurredAt,
+    subject: event.subject,
+    participants: participantsOf(event.data as Record<string, unknown>),
+  };
+}
+
+function participantsOf(data: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const add = (v: unknown) => {
+    if (typeof v === 'string') out.push(v);
+    else if (Array.isArray(v)) for (const x of v) add(x);
+  };
+  const headers = (data.headers ?? {}) as Record<string, unknown>;
+  const envelope = (data.envelope ?? {}) as Record<string, unknown>;
+  for (const v of [
+    data.from,
+    data.to,
+    headers.from,
+    headers.to,
+    headers.cc,
+    headers.bcc,
+    envelope.from,
+    envelope.to,
+  ])
+    add(v);
+  return out;
+}
+
+export async function openMatters(redis: Redis): Promise<Matter[]> {
+  return Object.values(await redis.hgetall(MATTERS)).map((v) => JSON.parse(v) as Matter);
+}
+
+/** How stale the archiver's view of open matters may be; placeHold waits longer than this before scanning. */
+export const MATTER_CACHE_MS = 1000;
+
+/**
+ * The archiver's view of open matters, refreshed at most every MATTER_CACHE_MS so the write
+ * path does not pay a Redis round trip per event for a list that rarely changes.
+ */
+export function matterCache(redis: Redis): () => Promise<Matter[]> {
+  let cached: { at: number; matters: Promise<Matter[]> } | undefined;
+  return () => {
+    if (!cached || Date.now() - cached.at > MATTER_CACHE_MS) {
+      cached = { at: Date.now(), matters: openMatters(redis) };
+      cached.matters.catch(() => {
+        cached = undefined;
+      });
+    }
+    return cached.matters;
+  };
+}
+
+/** Record that `matters` hold these versions (the archiver calls this for writes under an open matter). */
+export async function recordHeld(
+  redis: Redis,
+  matters: readonly Matter[],
+  objects: readonly { key: string; versionId: string }[],
+): Promise<void> {
+  for (const m of matters) {
+    if (objects.length > 0)
+      await redis.sadd(heldBy(m.matter), ...objects.map((o) => member(o.key, o.versionId)));
+  }
+}
+
+export interface HoldManifestEntry {
+  key: string;
+  versionId: string;
+  sha256: string;
+}
+
+/**
+ * Open a matter and hold every version it selects. The matter is registered first, so writes
+ * that land during the scan are held by the archiver; the hold.placed event (who, when, why, the
+ * exact manifest with hashes) is archived under lock before any hold is set.
+ */
+export async function placeHold(
+  store: ObjectStore,
+  redis: Redis,
+  policy: RetentionPolicy,
+  input: { matter: string; reason: string; actor: string; selection: unknown },
+): Promise<{ matter: Matter; manifest: HoldManifestEntry[]; eventKey: string }> {
+  const selection = holdSelection.safeParse(input.selection);
+  if (!selection.success) throw new ValidationError('hold selection', zodIssues(selection.error));
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(input.matter)) {
+    throw new ValidationError('hold', [
+      { path: 'matter', message: 'must be 1-128 of letters, digits . _ : -' },
+    ]);
+  }
+  if (!input.reason.trim())
+    throw new ValidationError('hold', [{ path: 'reason', message: 'required: why the hold is placed' }]);
+  const matter: Matter = {
+    matter: input.matter,
+    reason: input.reason,
+    actor: input.actor,
+    placedAt: new Date().toISOString(),
+    selection: selection.data,
+  };
+  if ((await redis.hsetnx(MATTERS, matter.matter, JSON.stringify(matter))) === 0)
+    throw new MatterExistsError(matter.matter);
+  try {
+    // Every archiver now sees the matter for writes that finish after the scan starts.
+    await new Promise((r) => setTimeout(r, MATTER_CACHE_MS * 1.5));
+    const manifest = await selectVersions(store, selection.data);
+    const { archived } = await archiveOperatorAction(store, policy, {
+      type: 'hold.placed',
+      actor: input.actor,
+      subject: matter.matter,
+      data: { matter: matter.matter, reason: matter.reason, selection: selection.data, manifest },
+    });
+    for (const o of manifest) await store.setLegalHold(o.key, o.versionId, true);
+    await recordHeld(redis, [matter], manifest);
+    return { matter, manifest, eventKey: archived.key };
+  } catch (error) {
+    // Nothing is held unless the placement is on record; let the operator retry cleanly.
+    await redis.hdel(MATTERS, matter.matter);
+    throw error;
+  }
+}
+
+/**
+ * Close a matter. Versions no other open matter holds are released; the rest stay held. The
+ * hold.released event (with both lists) is archived before any hold is lifted.
+ */
+export async function releaseHold(
+  store: ObjectStore,
+  redis: Redis,
+  policy: RetentionPolicy,
+  input: { matter: string; actor: string; reason?: string },
+): Promise<{ released: HoldManifestEntry[]; stillHeld: HoldManifestEntry[]; eventKey: string }> {
+  const raw = await redis.hget(MATTERS, input.matter);
+  if (!raw) throw new MatterNotFoundError(input.matter);
+  const others = (await openMatters(redis)).filter((m) => m.matter !== input.matter);
+  const released: HoldManifestEntry[] = [];
+  const stillHeld: HoldManifestEntry[] = [];
+  for (const m of await redis.smembers(heldBy(input.matter))) {
+    const [key, versionId] = m.split('\u0000') as [string, string];
+    const head = await store.head(key, { versionId });
+    if (!head) continue;
+    const entry = { key, versionId, sha256: head.sha256 };
+    let kept = false;
+    for (const other of others) if (await redis.sismember(heldBy(other.matter), m)) kept = true;
+    (kept ? stillHeld : released).push(entry);
+  }
+  const { archived } = await archiveOperatorAction(store, policy, {
+    type: 'hold.released',
+    actor: input.actor,
+    subject: input.matter,
+    data: {
+      matter: input.matter,
+      reason: input.reason ?? null,
+      released,
+      stillHeld,
+      stillHeldBy: others.map((o) => o.matter),
+    },
+  });
+  for (const o of released) await store.setLegalHold(o.key, o.versionId, false);
+  await redis.hdel(MATTERS, input.matter);
+  await redis.del(heldBy(input.matter));
+  return { released, stillHeld, eventKey: archived.key };
+}
+
+/**
+ * Every current version the selection matches. Key-derived facts (project, channel, date) need
+ * no reads; subject and participant are read from JSON events and sidecars, and a sidecar's
+ * match holds its blob too. O(archive) for now: a metadata index is planned.
+ */
+async function selectVersions(store: ObjectStore, selection: HoldSelection): Promise<HoldManifestEntry[]> {
+  const needsContent = selection.subject !== undefined || selection.participant !== undefined;
+  const prefix =
+    selection.prefix ??
+    (selection.channel && selection.channel !== 'record' && selection.project
+      ? `${selection.channel}/${selection.project}/`
+      : '');
+  const matched = new Set<string>();
+  const keys: string[] = [];
+  for await (const o of store.list(prefix)) keys.push(o.key);
+  for (const key of keys) {
+    let facts: ObjectFacts = { key, ...factsFromKey(key), participants: [] };
+    const readIt = needsContent || (selection.project !== undefined && key.startsWith('records/'));
+    if (readIt && key.endsWith('.json')) {
+      const value = JSON.parse(Buffer.from((await store.get(key)).body).toString('utf8')) as Record<
+        string,
+        unknown
+      >;
+      facts = key.endsWith('.meta.json')
+        ? factsFromSidecar(key, value)
+        : factsFromEvent(value as unknown as EventEnvelope, key);
+    }
+    if (!matches(selection, facts)) continue;
+    matched.add(key);
+    if (key.endsWith('.meta.json')) {
+      const blob = keys.find(
+        (k) => k !== key && !k.endsWith('.meta.json') && k.startsWith(key.slice(0, -'.meta.json'.length)),
+      );
+      if (blob) matched.add(blob);
+    }
+  }
+  const manifest: HoldManifestEntry[] = [];
+  for (const key of [...matched].sort()) {
+    const head = await store.head(key);
+    if (head) manifest.push({ key, versionId: head.versionId, sha256: head.sha256 });
+  }
+  return manifest;
+}
+
+function factsFromKey(key: string): Omit<ObjectFacts, 'key' | 'participants'> {
+  const parts = key.split('/');
+  const iso = parts[parts.length - 1]!.split('_')[0];
+  if (parts[0] === 'records') return { channel: 'record', occurredAt: iso };
+  return { channel: parts[0], project: parts[1], occurredAt: iso };
+}
+
+function factsFromSidecar(key: string, sidecar: Record<string, unknown>): ObjectFacts {
+  const message = (sidecar.message ?? {}) as Record<string, unknown>;
+  return {
+    key,
+    project: sidecar.project as string,
+    channel: sidecar.channel as string,
+    occurredAt: sidecar.occurredAt as string,
+    subject: sidecar.subject as string,
+    participants: participantsOf(message),
+  };
+}

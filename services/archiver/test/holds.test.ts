@@ -1,0 +1,250 @@
+import { loadConfig, newEvent, RetentionPolicy, ValidationError } from '@holdfast/core';
+import { createProducer } from '@holdfast/producer';
+import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
+import { type S3Server, startS3Server } from '@holdfast/testkit/s3-server';
+import { tempDir } from '@holdfast/testkit/temp-dir';
+import { LocalWormStore, type ObjectStore, S3WormStore } from '@holdfast/worm-store';
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  archiveEvent,
+  MatterNotFoundError,
+  openMatters,
+  placeHold,
+  releaseHold,
+  start,
+} from '../src/index.ts';
+
+const policy = RetentionPolicy.defaults();
+const DAY = 86_400_000;
+
+interface Backend {
+  store: ObjectStore;
+  advance(ms: number): void;
+  close(): Promise<void>;
+}
+
+const backends: [string, (dir: string) => Promise<Backend>][] = [
+  [
+    'LocalWormStore',
+    async (dir) => {
+      let offset = 0;
+      const store = await LocalWormStore.open({ dir, clock: () => new Date(Date.now() + offset) });
+      return {
+        store,
+        advance: (ms) => {
+          offset += ms;
+        },
+        close: () => store.close(),
+      };
+    },
+  ],
+  [
+    'S3WormStore (loopback S3)',
+    async () => {
+      let offset = 0;
+      const clock = () => new Date(Date.now() + offset);
+      const server: S3Server = await startS3Server({ clock });
+      const store = await S3WormStore.open({
+        bucket: server.bucket,
+        endpoint: server.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+        clock,
+      });
+      return {
+        store,
+        advance: (ms) => {
+          offset += ms;
+        },
+        close: async () => {
+          await store.close();
+          await server.close();
+        },
+      };
+    },
+  ],
+];
+
+const record = (subject: string, at: string, category = 'audit-log') =>
+  newEvent({
+    type: 'audit.login',
+    occurredAt: new Date(at),
+    project: 'acme',
+    channel: 'record',
+    direction: 'internal',
+    subject,
+    category,
+    data: { user: subject },
+  });
+
+describe.each(backends)('legal holds as matters over %s', (_name, open) => {
+  let redis: TestRedis;
+  let client: Redis;
+  let dir: { path: string; remove(): Promise<void> };
+  let backend: Backend;
+  beforeEach(async () => {
+    redis = await startRedis();
+    client = new Redis(redis.url);
+    dir = await tempDir();
+    backend = await open(`${dir.path}/store`);
+  });
+  afterEach(async () => {
+    client.disconnect();
+    await backend.close();
+    await redis.stop();
+    await dir.remove();
+  });
+
+  it('holds every selected version, archives who/why/the manifest first, and keeps held objects past their retention', async () => {
+    const a = await archiveEvent(backend.store, policy, record('user-1', '2026-01-05T00:00:00Z'));
+    const b = await archiveEvent(backend.store, policy, record('user-2', '2026-01-06T00:00:00Z'));
+    const placed = await placeHold(backend.store, client, policy, {
+      matter: 'SEC-2026-01',
+      reason: 'SEC inquiry',
+      actor: 'counsel@acme',
+      selection: { subject: 'user-1' },
+    });
+    expect(placed.manifest).toEqual([{ key: a.key, versionId: a.versionId, sha256: a.sha256 }]);
+    expect((await backend.store.head(a.key))!.legalHold).toBe(true);
+    expect((await backend.store.head(b.key))!.legalHold).toBe(false);
+    const evt = JSON.parse(Buffer.from((await backend.store.get(placed.eventKey)).body).toString());
+    expect(evt).toMatchObject({
+      type: 'hold.placed',
+      subject: 'SEC-2026-01',
+      category: 'audit-log-admin',
+      data: { actor: 'counsel@acme', reason: 'SEC inquiry', manifest: placed.manifest },
+    });
+    expect((await backend.store.head(placed.eventKey))!.mode).toBe('COMPLIANCE');
+
+    // Past retention, the held version still cannot be deleted; the unheld one can.
+    backend.advance(4 * 366 * DAY);
+    await expect(backend.store.deleteVersion(a.key, a.versionId)).rejects.toMatchObject({
+      code: 'HOLDFAST_ERR_OBJECT_HELD',
+    });
+    await backend.store.deleteVersion(b.key, b.versionId);
+
+    const released = await releaseHold(backend.store, client, policy, {
+      matter: 'SEC-2026-01',
+      actor: 'counsel@acme',
+      reason: 'closed',
+    });
+    expect(released.released.map((o) => o.key)).toEqual([a.key]);
+    expect((await backend.store.head(a.key))!.legalHold).toBe(false);
+    await backend.store.deleteVersion(a.key, a.versionId);
+    const rel = JSON.parse(Buffer.from((await backend.store.get(released.eventKey)).body).toString());
+    expect(rel).toMatchObject({
+      type: 'hold.released',
+      data: { actor: 'counsel@acme', released: [{ key: a.key, sha256: a.sha256 }] },
+    });
+  });
+
+  it('keeps an object held while any other open matter holds it', async () => {
+    const a = await archiveEvent(backend.store, policy, record('user-1', '2026-02-01T00:00:00Z'));
+    await placeHold(backend.store, client, policy, {
+      matter: 'M-1',
+      reason: 'r1',
+      actor: 'x',
+      selection: { keys: [a.key] },
+    });
+    await placeHold(backend.store, client, policy, {
+      matter: 'M-2',
+      reason: 'r2',
+      actor: 'x',
+      selection: { channel: 'record', from: '2026-01-01T00:00:00Z', to: '2026-03-01T00:00:00Z' },
+    });
+    const first = await releaseHold(backend.store, client, policy, { matter: 'M-1', actor: 'x' });
+    expect(first.stillHeld.map((o) => o.key)).toContain(a.key);
+    expect((await backend.store.head(a.key))!.legalHold).toBe(true);
+    await releaseHold(backend.store, client, policy, { matter: 'M-2', actor: 'x' });
+    expect((await backend.store.head(a.key))!.legalHold).toBe(false);
+  });
+
+  it('refuses bad input with clear errors and changes nothing', async () => {
+    await expect(
+      releaseHold(backend.store, client, policy, { matter: 'no-such-matter', actor: 'x' }),
+    ).rejects.toBeInstanceOf(MatterNotFoundError);
+    await expect(
+      placeHold(backend.store, client, policy, { matter: 'M', reason: 'r', actor: 'x', selection: {} }),
+    ).rejects.toThrow(/select something/);
+    await expect(
+      placeHold(backend.store, client, policy, {
+        matter: 'M',
+        reason: 'r',
+        actor: 'x',
+        selection: { from: 'yesterday' },
+      }),
+    ).rejects.toBeInstanceOf(ValidationError);
+    await expect(
+      placeHold(backend.store, client, policy, {
+        matter: 'M',
+        reason: ' ',
+        actor: 'x',
+        selection: { prefix: 'records/' },
+      }),
+    ).rejects.toThrow(/reason/);
+    expect(await openMatters(client)).toEqual([]);
+    let objects = 0;
+    for await (const _ of backend.store.list('')) objects++;
+    expect(objects).toBe(0);
+  });
+});
+
+describe('writes under an open matter', () => {
+  it('are held at write time by the archiver', async () => {
+    const redis = await startRedis();
+    const dir = await tempDir();
+    const client = new Redis(redis.url);
+    const store = await LocalWormStore.open({ dir: `${dir.path}/store` });
+    const config = loadConfig({
+      REDIS_URL: redis.url,
+      HOLDFAST_SPOOL_DIR: `${dir.path}/spool`,
+      HOLDFAST_LOG_LEVEL: 'silent',
+      HOLDFAST_METRICS_PORT: '0',
+    });
+    const archiver = await start(config, { store });
+    const producer = await createProducer({
+      project: 'acme',
+      redisUrl: redis.url,
+      spoolDir: `${dir.path}/producer`,
+    });
+    try {
+      await placeHold(store, client, policy, {
+        matter: 'LIT-7',
+        reason: 'litigation',
+        actor: 'counsel',
+        selection: { subject: 'acct-9' },
+      });
+      const held = await producer.record({
+        category: 'financial-transaction',
+        type: 'transaction.posted',
+        subject: 'acct-9',
+        data: { amount: '1.00' },
+      });
+      const free = await producer.record({
+        category: 'financial-transaction',
+        type: 'transaction.posted',
+        subject: 'acct-10',
+        data: { amount: '2.00' },
+      });
+      const deadline = Date.now() + 20_000;
+      while (
+        Date.now() < deadline &&
+        !((await store.head(held.archiveKey)) && (await store.head(free.archiveKey)))
+      )
+        await new Promise((r) => setTimeout(r, 50));
+      expect((await store.head(held.archiveKey))!.legalHold).toBe(true);
+      expect((await store.head(free.archiveKey))!.legalHold).toBe(false);
+      const released = await releaseHold(store, client, policy, { matter: 'LIT-7', actor: 'counsel' });
+      expect(released.released.map((o) => o.key)).toContain(held.archiveKey);
+      expect((await store.head(held.archiveKey))!.legalHold).toBe(false);
+    } finally {
+      await producer.close();
+      await archiver.close();
+      await store.close();
+      client.disconnect();
+      await redis.stop();
+      await dir.remove();
+    }
+  });
+});
