@@ -25,6 +25,9 @@ export interface EventWriterOptions {
   drainIntervalMs?: number;
 }
 
+/** How many job hashes one drain round trip looks up. */
+const DRAIN_BATCH = 500;
+
 interface SpooledEvent {
   route: Route;
   event: EventEnvelope;
@@ -47,7 +50,7 @@ export class EventWriter {
   readonly #redis: Redis;
   readonly #queues: Map<QueueName, Queue>;
   readonly #flows: FlowProducer;
-  readonly #events = new Map<QueueName, QueueEvents>();
+  readonly #events = new Map<QueueName, { events: QueueEvents; connection: Redis }>();
   /** Unacknowledged event id -> the queue whose completion acknowledges it. */
   readonly #pending = new Map<string, QueueName>();
   readonly #log: Logger;
@@ -79,6 +82,9 @@ export class EventWriter {
     const quiet = (error: Error) => this.#log.debug({ err: error.message }, 'queue client error');
     this.#flows.on('error', quiet);
     for (const queue of this.#queues.values()) queue.on('error', quiet);
+    // Listen from the start: QueueEvents reads only events after it connects, so a listener
+    // created on the first submit would miss completions that beat it.
+    for (const route of routes) this.#listen(topQueue(route));
     this.#timer = setInterval(() => void this.drain().catch(() => {}), options.drainIntervalMs);
     this.#timer.unref();
   }
@@ -123,7 +129,6 @@ export class EventWriter {
   async submit(event: EventEnvelope, route: Route): Promise<void> {
     if (this.#closed) throw new ProducerClosedError();
     const top = topQueue(route);
-    this.#listen(top);
     try {
       await this.#spool.append(event.id, encode({ route, event }));
     } catch (error) {
@@ -162,7 +167,8 @@ export class EventWriter {
     this.#closed = true;
     clearInterval(this.#timer);
     await this.#draining?.catch(() => {});
-    await Promise.allSettled([...this.#events.values()].map((e) => e.close()));
+    await Promise.allSettled([...this.#events.values()].map(({ events }) => events.close()));
+    for (const { connection } of this.#events.values()) connection.disconnect();
     await Promise.allSettled([this.#flows.close(), ...[...this.#queues.values()].map((q) => q.close())]);
     this.#redis.disconnect();
     await this.#spool.close();
@@ -170,24 +176,42 @@ export class EventWriter {
 
   async #drainOnce(olderThanMs: number): Promise<DrainReport> {
     const report: DrainReport = { acked: 0, requeued: 0, waiting: 0, failed: 0 };
-    const cutoff = Date.now() - olderThanMs;
     if (this.#redis.status !== 'ready') return report;
-    for await (const record of this.#spool.unacked()) {
-      if (this.#closed) break;
-      if (record.appendedAt.getTime() > cutoff) continue;
-      const spooled = decode(record.payload);
-      const top = topQueue(spooled.route);
-      const state = await this.#queues.get(top)!.getJobState(record.id);
-      if (state === 'completed') {
-        await this.#ack(record.id);
-        report.acked++;
-      } else if (state === 'unknown') {
-        await this.#enqueue(spooled);
+    // An id without a pending entry is being submitted right now: its submit enqueues it.
+    const due = this.#spool
+      .unackedIds(new Date(Date.now() - olderThanMs))
+      .filter(({ id }) => this.#pending.has(id));
+    const missing = new Set<string>();
+    // One pipelined HMGET per job hash: O(1) each, unlike getJobState, which scans the wait
+    // list and made a large backlog quadratic.
+    for (let i = 0; i < due.length && !this.#closed; i += DRAIN_BATCH) {
+      const batch = due.slice(i, i + DRAIN_BATCH);
+      const pipeline = this.#redis.pipeline();
+      for (const { id } of batch)
+        pipeline.hmget(
+          `${QUEUE_PREFIX}:${this.#pending.get(id)}:${id}`,
+          'timestamp',
+          'finishedOn',
+          'failedReason',
+        );
+      const results = (await pipeline.exec()) ?? [];
+      for (const [j, { id }] of batch.entries()) {
+        const [error, fields] = results[j] ?? [];
+        if (error) throw error;
+        const [created, finishedOn, failedReason] = fields as (string | null)[];
+        if (!created) missing.add(id);
+        else if (finishedOn && !failedReason) {
+          await this.#ack(id);
+          report.acked++;
+        } else if (finishedOn) report.failed++;
+        else report.waiting++;
+      }
+    }
+    if (missing.size > 0) {
+      for await (const record of this.#spool.unacked(missing)) {
+        if (this.#closed) break;
+        await this.#enqueue(decode(record.payload));
         report.requeued++;
-      } else if (state === 'failed') {
-        report.failed++;
-      } else {
-        report.waiting++;
       }
     }
     if (report.requeued > 0 || report.failed > 0) this.#log.info(report, 'spool drain pass');
@@ -210,10 +234,9 @@ export class EventWriter {
   /** Completions arrive as queue events; the drainer covers any this process missed. */
   #listen(queue: QueueName): void {
     if (this.#events.has(queue)) return;
-    const events = new QueueEvents(queue, {
-      connection: createRedisConnection(this.#redisUrl, 'worker', 'holdfast-events', this.#log),
-      prefix: QUEUE_PREFIX,
-    });
+    // BullMQ does not close a connection it was handed: keep it to close it ourselves.
+    const connection = createRedisConnection(this.#redisUrl, 'worker', 'holdfast-events', this.#log);
+    const events = new QueueEvents(queue, { connection, prefix: QUEUE_PREFIX });
     events.on('error', (error) => this.#log.debug({ err: error.message }, 'queue events connection error'));
     events.on('completed', ({ jobId }) => {
       if (this.#pending.get(jobId) !== queue) return;
@@ -221,7 +244,7 @@ export class EventWriter {
         this.#log.warn({ eventId: jobId, err: error.message }, 'spool ack failed; the drainer will retry'),
       );
     });
-    this.#events.set(queue, events);
+    this.#events.set(queue, { events, connection });
   }
 }
 

@@ -160,12 +160,26 @@ export class Spool {
   }
 
   /**
-   * Unacknowledged records in append order, as of the call; records acked while iterating are
+   * Ids of unacknowledged records appended before `before`, in append order, from memory: no
+   * payload is read. A drainer checks these cheaply and reads only the few it must resend.
+   */
+  unackedIds(before: Date = new Date()): { id: string; appendedAt: Date }[] {
+    const cutoff = before.getTime();
+    const out: { id: string; appendedAt: Date }[] = [];
+    for (const [id, entry] of this.#index) {
+      if (entry.at > cutoff) continue;
+      out.push({ id, appendedAt: new Date(entry.at) });
+    }
+    return out;
+  }
+
+  /**
+   * Unacknowledged records (all, or those in `only`) in append order, as of the call; records acked while iterating are
    * skipped. Payloads are read from disk one at a time and checked against their CRC again.
    */
-  async *unacked(): AsyncIterable<SpoolRecord> {
+  async *unacked(only?: ReadonlySet<string>): AsyncIterable<SpoolRecord> {
     if (this.#closing) throw new SpoolClosedError();
-    const snapshot = [...this.#index];
+    const snapshot = only ? [...this.#index].filter(([id]) => only.has(id)) : [...this.#index];
     // The index is in log order, so segments are visited in ascending order: one open at a time.
     let reader: SegmentReader | undefined;
     try {

@@ -1,0 +1,83 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const SERVICE_ENTRY = new URL('../workers/service.ts', import.meta.url).pathname;
+
+export type ServiceRole = 'archiver' | 'sender' | 'noop';
+
+export interface ChildService {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Asks the service to close (in-flight jobs finish or go back to the queue), then waits for exit. */
+  stop(): Promise<void>;
+}
+
+export interface StartChildOptions {
+  /** Label for logs, RSS samples and profiles, e.g. `archiver` or `raw-worker`. */
+  name: string;
+  role: ServiceRole;
+  env: Record<string, string>;
+  /** stdout/stderr of the child (its pino log) go here, not through the bench process. */
+  logDir: string;
+  /** When set, the child runs with `--cpu-prof` and writes its profile under this directory. */
+  profileDir?: string;
+}
+
+/**
+ * Runs a service as its own process, as production does: one event loop per service, so the
+ * producer, the archiver and the sender do not share (and bound) one loop. The child reports
+ * `ready` over IPC once its workers are connected.
+ */
+export async function startChild(options: StartChildOptions): Promise<ChildService> {
+  await mkdir(options.logDir, { recursive: true });
+  const logFile = join(options.logDir, `${options.name}.log`);
+  const fd = openSync(logFile, 'a');
+  const execArgv: string[] = [];
+  if (options.profileDir) {
+    const dir = join(options.profileDir, options.name);
+    await mkdir(dir, { recursive: true });
+    execArgv.push('--cpu-prof', '--cpu-prof-dir', dir);
+  }
+  const child: ChildProcess = fork(SERVICE_ENTRY, [options.role], {
+    env: { ...process.env, ...options.env },
+    execArgv,
+    stdio: ['ignore', fd, fd, 'ipc'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const tail = () => readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n');
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${options.name} not ready after 30 s:\n${tail()}`)),
+      30_000,
+    );
+    child.on('message', (message: { type?: string }) => {
+      if (message?.type === 'ready') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${options.name} exited with ${code} before it was ready:\n${tail()}`));
+    });
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    name: options.name,
+    pid: child.pid!,
+    logFile,
+    stop() {
+      stopping ??= (async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.send({ type: 'stop' });
+        const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        await exited;
+        clearTimeout(killer);
+      })();
+      return stopping;
+    },
+  };
+}

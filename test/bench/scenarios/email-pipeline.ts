@@ -1,0 +1,55 @@
+import { figure } from '../lib/figures.ts';
+import { measureEmail, SUBMIT_CONCURRENCY } from '../lib/pipeline-runs.ts';
+import type { BenchContext, Scenario } from '../lib/types.ts';
+
+async function run(ctx: BenchContext) {
+  const count = ctx.quick ? 200 : 10_000;
+  const r = await measureEmail(ctx, count);
+  const h = r.holdfast;
+  const b = r.baseline;
+  return {
+    figures: [
+      figure(
+        `emails/s end to end (${count} emails)`,
+        h.endToEndPerSecond,
+        '/s',
+        { name: 'raw BullMQ flow (parent + child, no-op)', value: b.endToEndPerSecond },
+        { kind: 'min-ratio', limit: 0.5 },
+      ),
+      figure('sendEmail() submit rate', h.submitPerSecond, '/s', {
+        name: 'raw FlowProducer.add rate',
+        value: b.submitPerSecond,
+      }),
+      figure('sendEmail() p50 (composed + spooled + enqueued)', h.callLatency.p50Ms, 'ms', {
+        name: 'FlowProducer.add p50',
+        value: b.callLatency.p50Ms,
+      }),
+      figure('sendEmail() p99', h.callLatency.p99Ms, 'ms', {
+        name: 'FlowProducer.add p99',
+        value: b.callLatency.p99Ms,
+      }),
+      ...(h.redis && b.redis
+        ? [
+            figure('Redis commands per email', h.redis.commandsPerItem, '', {
+              name: 'per raw flow',
+              value: b.redis.commandsPerItem,
+            }),
+            figure('Redis CPU per email', h.redis.redisUsecPerItem, 'µs', {
+              name: 'per raw flow',
+              value: b.redis.redisUsecPerItem,
+            }),
+          ]
+        : []),
+    ],
+    details: { submitConcurrency: SUBMIT_CONCURRENCY, ...r },
+  };
+}
+
+export const emailScenario: Scenario = {
+  id: 'email',
+  number: 3,
+  title: 'Fail-closed email: sendEmail() -> archived -> sent (outbox)',
+  baseline:
+    'a raw BullMQ flow (one parent, one child, no-op workers in two processes) carrying the same event, same Redis, same concurrency',
+  run,
+};

@@ -1,0 +1,65 @@
+/**
+ * A bench child process: one Holdfast service started with the same `start(config)` its
+ * `main.ts` calls (config from the environment), or a raw BullMQ no-op worker for the
+ * baselines. Tells the parent `ready` over IPC and closes cleanly on `stop`, so a CPU profile
+ * (`--cpu-prof`) is written on exit.
+ */
+import { start as startArchiver } from '@holdfast/archiver';
+import { loadConfig } from '@holdfast/core';
+import { start as startSender } from '@holdfast/sender';
+import { Worker } from 'bullmq';
+
+interface Handle {
+  close(): Promise<void>;
+}
+
+async function startNoop(): Promise<Handle> {
+  // BENCH_QUEUES = "<queue>:<concurrency>[,<queue>:<concurrency>…]"
+  const url = process.env.REDIS_URL!;
+  const prefix = process.env.BENCH_PREFIX ?? 'bench';
+  const workers = (process.env.BENCH_QUEUES ?? '').split(',').map((spec) => {
+    const [queue, concurrency] = spec.split(':') as [string, string];
+    const worker = new Worker(queue, async () => undefined, {
+      connection: { url, maxRetriesPerRequest: null },
+      prefix,
+      concurrency: Number(concurrency),
+    });
+    worker.on('error', (error) => console.error(`noop worker ${queue}: ${error.message}`));
+    return worker;
+  });
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  return { close: async () => void (await Promise.all(workers.map((w) => w.close()))) };
+}
+
+const role = process.argv[2];
+const config = loadConfig();
+const handle: Handle =
+  role === 'archiver'
+    ? await startArchiver(config)
+    : role === 'sender'
+      ? await startSender(config)
+      : role === 'noop'
+        ? await startNoop()
+        : (() => {
+            throw new Error(`unknown role ${role}`);
+          })();
+
+let closing = false;
+const stop = () => {
+  if (closing) return;
+  closing = true;
+  handle.close().then(
+    () => process.exit(0),
+    (error: Error) => {
+      console.error(`${role} close failed: ${error.message}`);
+      process.exit(1);
+    },
+  );
+};
+process.on('message', (message: { type?: string }) => {
+  if (message?.type === 'stop') stop();
+});
+process.on('SIGTERM', stop);
+// The bench process died: do not linger as an orphan holding Redis connections.
+process.on('disconnect', stop);
+process.send?.({ type: 'ready' });
