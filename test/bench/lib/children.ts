@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 const SERVICE_ENTRY = new URL('../workers/service.ts', import.meta.url).pathname;
 
-export type ServiceRole = 'archiver' | 'sender' | 'noop';
+export type ServiceRole = 'archiver' | 'sender' | 'noop' | 'ingest' | 'bare-http';
 
 export interface ChildService {
   readonly name: string;

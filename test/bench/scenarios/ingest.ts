@@ -1,16 +1,173 @@
-import type { Scenario } from '../lib/types.ts';
+import { createHmac } from 'node:crypto';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { startRedis } from '@holdfast/testkit/redis';
+import { tempDir } from '@holdfast/testkit/temp-dir';
+import autocannon from 'autocannon';
+import { startChild } from '../lib/children.ts';
+import { figure, round } from '../lib/figures.ts';
+import type { BenchContext, Scenario } from '../lib/types.ts';
 
-/*
- * services/ingest landed (92efc96) after this bench was scoped; to wire it: start it (PORT=0) beside a bare Fastify server whose
- * route answers 200 without the spool, sign WhatsApp payloads (x-hub-signature-256), and drive
- * both with autocannon (`pnpm --filter @holdfast/test add -D autocannon`) at a fixed 1,000 req/s
- * and at saturation. Figures: p50/p99 ack latency at 1,000 req/s (target p99 <= 10 ms) and
- * saturation req/s against the bare route (target >= 0.3x).
+const APP_SECRET = 'bench-whatsapp-app-secret';
+const FIXED_RATE = 1000;
+const CONNECTIONS = 64;
+
+function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => done(port));
+    });
+  });
+}
+
+/** A signed WhatsApp text notification with a unique wamid, so every request is a new event. */
+function signedBody(n: number): { body: string; signature: string } {
+  const body = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: '102290129340398',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
+              contacts: [{ profile: { name: 'Ada' }, wa_id: '447700900123' }],
+              messages: [
+                {
+                  id: `wamid.BENCH${process.pid}.${n}`,
+                  from: '447700900123',
+                  timestamp: String(Math.floor(Date.now() / 1000)),
+                  type: 'text',
+                  text: { body: `message ${n}` },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  });
+  return { body, signature: `sha256=${createHmac('sha256', APP_SECRET).update(body).digest('hex')}` };
+}
+
+async function load(url: string, durationS: number, rate?: number): Promise<autocannon.Result> {
+  let n = 0;
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: durationS,
+    ...(rate ? { overallRate: rate } : {}),
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => {
+          const { body, signature } = signedBody(n++);
+          return {
+            ...req,
+            body,
+            headers: { ...req.headers, 'content-type': 'application/json', 'x-hub-signature-256': signature },
+          };
+        },
+      },
+    ],
+  });
+}
+
+/**
+ * Scenario 4: signed WhatsApp webhook POST -> verified -> spooled (fsync) -> 200, against the
+ * same Fastify answering 200 without verifying or spooling. Both run as child processes; the
+ * load generator (autocannon) runs in the bench process.
  */
 export const ingestScenario: Scenario = {
   id: 'ingest',
   number: 4,
   title: 'Ingest: signed WhatsApp webhook POST -> spooled -> 200',
   baseline: 'the same Fastify server answering 200 without the spool, same load generator (autocannon)',
-  notBuiltYet: 'the ingest service landed after this bench was scoped; its scenario is not wired yet',
+  async run(ctx: BenchContext) {
+    const durationS = ctx.quick ? 3 : 10;
+    const redis = await startRedis();
+    const dir = await tempDir('holdfast-bench-ingest-');
+    const [ingestPort, barePort] = [await freePort(), await freePort()];
+    const env = {
+      REDIS_URL: redis.url,
+      HOLDFAST_SPOOL_DIR: join(dir.path, 'spool'),
+      HOLDFAST_WHATSAPP_APP_SECRET: APP_SECRET,
+      HOLDFAST_LOG_LEVEL: 'warn',
+      HOLDFAST_METRICS_PORT: '0',
+    };
+    const ingest = await startChild({
+      name: 'ingest',
+      role: 'ingest',
+      env: { ...env, PORT: String(ingestPort) },
+      logDir: join(dir.path, 'logs'),
+      ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
+    });
+    const bare = await startChild({
+      name: 'bare-http',
+      role: 'bare-http',
+      env: { ...env, PORT: String(barePort) },
+      logDir: join(dir.path, 'logs'),
+    });
+    try {
+      const ingestUrl = `http://127.0.0.1:${ingestPort}/webhooks/whatsapp/bench`;
+      const bareUrl = `http://127.0.0.1:${barePort}/webhooks/whatsapp/bench`;
+      ctx.log(
+        `ingest: warm-up, then ${durationS} s at ${FIXED_RATE} req/s and ${durationS} s at saturation, each side`,
+      );
+      await load(ingestUrl, 1, 200);
+      await load(bareUrl, 1, 200);
+      const fixed = await load(ingestUrl, durationS, FIXED_RATE);
+      const bareFixed = await load(bareUrl, durationS, FIXED_RATE);
+      const saturated = await load(ingestUrl, durationS);
+      const bareSaturated = await load(bareUrl, durationS);
+      const non2xx = fixed.non2xx + saturated.non2xx + fixed.errors + saturated.errors;
+      return {
+        figures: [
+          figure(`ack p50 @ ${FIXED_RATE} req/s`, fixed.latency.p50, 'ms', {
+            name: 'bare route p50',
+            value: bareFixed.latency.p50,
+          }),
+          figure(
+            `ack p99 @ ${FIXED_RATE} req/s`,
+            fixed.latency.p99,
+            'ms',
+            { name: 'bare route p99', value: bareFixed.latency.p99 },
+            { kind: 'max-value', limit: 10, unit: 'ms' },
+          ),
+          figure(`req/s achieved @ ${FIXED_RATE} offered`, round(fixed.requests.average), '/s', {
+            name: 'bare route',
+            value: round(bareFixed.requests.average),
+          }),
+          figure(
+            'req/s at saturation',
+            round(saturated.requests.average),
+            '/s',
+            { name: 'bare route at saturation', value: round(bareSaturated.requests.average) },
+            { kind: 'min-ratio', limit: 0.3 },
+          ),
+          figure('ack p99 at saturation', saturated.latency.p99, 'ms', {
+            name: 'bare route p99 at saturation',
+            value: bareSaturated.latency.p99,
+          }),
+          figure('non-2xx or errors (must be 0)', non2xx, ''),
+        ],
+        details: {
+          connections: CONNECTIONS,
+          durationS,
+          fixed: fixed.latency,
+          saturated: saturated.latency,
+          bareFixed: bareFixed.latency,
+          bareSaturated: bareSaturated.latency,
+        },
+      };
+    } finally {
+      await ingest.stop();
+      await bare.stop();
+      await redis.stop();
+      await dir.remove();
+    }
+  },
 };

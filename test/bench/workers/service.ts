@@ -6,8 +6,10 @@
  */
 import { start as startArchiver } from '@holdfast/archiver';
 import { loadConfig } from '@holdfast/core';
+import { start as startIngest } from '@holdfast/ingest';
 import { start as startSender } from '@holdfast/sender';
 import { Worker } from 'bullmq';
+import Fastify from 'fastify';
 
 interface Handle {
   close(): Promise<void>;
@@ -31,6 +33,16 @@ async function startNoop(): Promise<Handle> {
   return { close: async () => void (await Promise.all(workers.map((w) => w.close()))) };
 }
 
+/** The baseline for the ingest scenario: the same Fastify, answering 200 without verifying or spooling. */
+async function startBareHttp(): Promise<Handle> {
+  const app = Fastify();
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.post('/webhooks/whatsapp/:project', async () => ({ status: 'accepted' }));
+  await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
+  return { close: () => app.close() };
+}
+
 const role = process.argv[2];
 const config = loadConfig();
 const handle: Handle =
@@ -40,9 +52,13 @@ const handle: Handle =
       ? await startSender(config)
       : role === 'noop'
         ? await startNoop()
-        : (() => {
-            throw new Error(`unknown role ${role}`);
-          })();
+        : role === 'ingest'
+          ? await startIngest(config, { host: '127.0.0.1' })
+          : role === 'bare-http'
+            ? await startBareHttp()
+            : (() => {
+                throw new Error(`unknown role ${role}`);
+              })();
 
 let closing = false;
 const stop = () => {
