@@ -25,6 +25,9 @@ export interface EventWriterOptions {
   drainIntervalMs?: number;
 }
 
+/** Enqueues allowed in flight behind acknowledged submits before a submit waits for one. */
+const MAX_INFLIGHT_ENQUEUES = 1024;
+
 /** How many job hashes one drain round trip looks up. */
 const DRAIN_BATCH = 500;
 
@@ -53,6 +56,7 @@ export class EventWriter {
   readonly #events = new Map<QueueName, { events: QueueEvents; connection: Redis }>();
   /** Unacknowledged event id -> the queue whose completion acknowledges it. */
   readonly #pending = new Map<string, QueueName>();
+  readonly #inflight = new Set<Promise<void>>();
   readonly #log: Logger;
   readonly #redisUrl: string;
   readonly #redeliverAfterMs: number;
@@ -137,14 +141,18 @@ export class EventWriter {
     this.#pending.set(event.id, top);
     // Fail fast while Redis is away: the event is durable, and the drainer enqueues it on reconnect.
     if (this.#redis.status !== 'ready') return;
-    try {
-      await this.#enqueue({ route, event });
-    } catch (error) {
-      this.#log.warn(
-        { eventId: event.id, err: (error as Error).message },
-        'enqueue failed; the spool keeps the event and the drainer will retry',
-      );
-    }
+    // The caller's acknowledgement is the fsync; the enqueue goes on behind it. Only when too
+    // many enqueues are in flight does the caller wait for one (backpressure, bounded memory).
+    const enqueued: Promise<void> = this.#enqueue({ route, event })
+      .catch((error: Error) => {
+        this.#log.warn(
+          { eventId: event.id, err: error.message },
+          'enqueue failed; the spool keeps the event and the drainer will retry',
+        );
+      })
+      .finally(() => this.#inflight.delete(enqueued));
+    this.#inflight.add(enqueued);
+    if (this.#inflight.size >= MAX_INFLIGHT_ENQUEUES) await Promise.race(this.#inflight);
   }
 
   /**
@@ -166,6 +174,7 @@ export class EventWriter {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    await Promise.allSettled([...this.#inflight]);
     await this.#draining?.catch(() => {});
     await Promise.allSettled([...this.#events.values()].map(({ events }) => events.close()));
     for (const { connection } of this.#events.values()) connection.disconnect();
