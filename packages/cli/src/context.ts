@@ -14,8 +14,5 @@ export async function withStore<T>(fn: (store: ObjectStore) => Promise<T>): Prom
 
 /** The retention policy in force (HOLDFAST_RETENTION_POLICY, else the built-in defaults). */
 export async function loadPolicy(): Promise<RetentionPolicy> {
-  const config = loadConfig();
-  return config.retentionPolicyPath
-    ? RetentionPolicy.load(config.retentionPolicyPath)
-    : RetentionPolicy.defaults();
+  return RetentionPolicy.fromConfig(loadConfig());
 }

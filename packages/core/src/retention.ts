@@ -255,6 +255,13 @@ export class RetentionPolicy {
    * Load a policy file (`.json`, `.yaml` or `.yml`):
    * `{ categories: { <name>: <duration> | { duration, extendOn, extendBy } } }`.
    */
+  /** The policy in force: the file `HOLDFAST_RETENTION_POLICY` names, else the built-in defaults. */
+  static async fromConfig(config: { retentionPolicyPath: string | undefined }): Promise<RetentionPolicy> {
+    return config.retentionPolicyPath
+      ? RetentionPolicy.load(config.retentionPolicyPath)
+      : RetentionPolicy.defaults();
+  }
+
   static async load(path: string): Promise<RetentionPolicy> {
     let text: string;
     try {

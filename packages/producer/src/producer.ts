@@ -46,11 +46,7 @@ export async function createProducer(options: ProducerOptions): Promise<Producer
     throw new ValidationError('producer options', [
       { path: 'redisUrl', message: 'required (or set REDIS_URL)' },
     ]);
-  const policy =
-    options.retentionPolicy ??
-    (config.retentionPolicyPath
-      ? await RetentionPolicy.load(config.retentionPolicyPath)
-      : RetentionPolicy.defaults());
+  const policy = options.retentionPolicy ?? (await RetentionPolicy.fromConfig(config));
   const logger = options.logger ?? createLogger({ name: 'holdfast-producer', level: config.logLevel });
   const writer = await EventWriter.open({
     spoolDir: options.spoolDir ?? join(config.spoolDir, 'producer'),

@@ -75,11 +75,7 @@ export async function start(
 ): Promise<ArchiverHandle> {
   if (!config.redisUrl) throw new Error('the archiver needs REDIS_URL');
   const log = options.logger ?? createLogger({ name: 'holdfast-archiver', level: config.logLevel });
-  const policy =
-    options.policy ??
-    (config.retentionPolicyPath
-      ? await RetentionPolicy.load(config.retentionPolicyPath)
-      : RetentionPolicy.defaults());
+  const policy = options.policy ?? (await RetentionPolicy.fromConfig(config));
   const ownsStore = !options.store;
   // Fail closed: refuse a store that fails the preflight (an injected store is its owner's to check).
   const { s3Endpoint, region } = config;

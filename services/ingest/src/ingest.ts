@@ -34,11 +34,7 @@ export async function start(
 ): Promise<IngestHandle> {
   if (!config.redisUrl) throw new Error('ingest needs REDIS_URL');
   const log = options.logger ?? createLogger({ name: 'holdfast-ingest', level: config.logLevel });
-  const policy =
-    options.policy ??
-    (config.retentionPolicyPath
-      ? await RetentionPolicy.load(config.retentionPolicyPath)
-      : RetentionPolicy.defaults());
+  const policy = options.policy ?? (await RetentionPolicy.fromConfig(config));
   const writer = await EventWriter.open({
     spoolDir: join(config.spoolDir, 'ingest'),
     redisUrl: config.redisUrl,
