@@ -9,15 +9,23 @@ export const PENDING_IN_CORE: Readonly<Record<string, string>> = Object.freeze({
 });
 
 /**
- * Optional variables only the ingest service uses (secrets for its API and provider webhooks). On
- * Kubernetes they are given to the ingest pods only; elsewhere their built-in default (unset) holds.
+ * Optional secrets, each given only to the services that use it (from the Secret
+ * `holdfast-secrets` on Kubernetes); elsewhere their built-in default (unset) holds.
  */
-export const INGEST_ONLY: Readonly<Record<string, string>> = Object.freeze({
-  HOLDFAST_API_KEYS: 'ingest API keys (Secret holdfast-secrets)',
-  HOLDFAST_TWILIO_AUTH_TOKEN: 'Twilio webhook signatures (Secret holdfast-secrets)',
-  HOLDFAST_WHATSAPP_APP_SECRET: 'WhatsApp webhook signatures (Secret holdfast-secrets)',
-  HOLDFAST_WHATSAPP_VERIFY_TOKEN: 'WhatsApp webhook verification (Secret holdfast-secrets)',
-});
+export const SECRET_VARIABLES: Readonly<Record<string, { services: readonly string[]; use: string }>> =
+  Object.freeze({
+    HOLDFAST_API_KEYS: { services: ['ingest'], use: 'ingest API keys' },
+    HOLDFAST_TWILIO_AUTH_TOKEN: {
+      services: ['ingest', 'sender', 'media-fetcher'],
+      use: 'Twilio webhook signatures, the Messages API and MMS media downloads',
+    },
+    HOLDFAST_WHATSAPP_APP_SECRET: { services: ['ingest'], use: 'WhatsApp webhook signatures' },
+    HOLDFAST_WHATSAPP_VERIFY_TOKEN: { services: ['ingest'], use: 'WhatsApp webhook verification' },
+    HOLDFAST_WHATSAPP_ACCESS_TOKEN: {
+      services: ['sender', 'media-fetcher'],
+      use: 'the WhatsApp Cloud API (messages and media)',
+    },
+  });
 
 /** Read by the AWS SDK, not by Holdfast's config: compose gives MinIO credentials this way. */
 export const AWS_SDK_VARIABLES: readonly string[] = Object.freeze([

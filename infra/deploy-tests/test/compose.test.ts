@@ -140,7 +140,7 @@ describe('docker-compose.yml', () => {
         HOLDFAST_EMAIL_TRANSPORT: 'ses',
         HOLDFAST_LOG_LEVEL: 'debug',
       });
-      expect(loadConfig(overridden).transports.email).toEqual({ kind: 'provider' });
+      expect(loadConfig(overridden).channels.email.transport).toEqual({ kind: 'provider' });
     }
   });
 

@@ -7,7 +7,6 @@ import { ENVIRONMENT_VARIABLES, loadConfig } from '@holdfast/core';
 import { describe, expect, it } from 'vitest';
 import {
   holdfastServices,
-  INGEST_ONLY,
   isKnownVariable,
   K8S_BASE,
   K8S_PRODUCTION,
@@ -18,6 +17,7 @@ import {
   rawResources,
   readEnvFile,
   renderKustomization,
+  SECRET_VARIABLES,
   SERVICES,
   serviceVariables,
 } from '../src/index.ts';
@@ -57,9 +57,9 @@ function renderedConfigMaps(objects: K8sObject[]): Record<string, Record<string,
   );
 }
 
-/** What a deployment must give `service`: everything, except INGEST_ONLY variables to non-ingest services. */
+/** What a deployment must give `service`: everything, except secrets it does not use. */
 function required(service: string): string[] {
-  return serviceVariables().filter((v) => service === 'ingest' || !(v in INGEST_ONLY));
+  return serviceVariables().filter((v) => SECRET_VARIABLES[v]?.services.includes(service) ?? true);
 }
 
 const missingFrom = (names: Set<string>, service: string) => required(service).filter((v) => !names.has(v));
@@ -74,7 +74,7 @@ describe('environment variables: code and deployment agree', () => {
 
   it('exempts only optional variables: the services start without them', () => {
     const all = Object.fromEntries(serviceVariables().map((v) => [v, undefined]));
-    for (const variable of Object.keys(INGEST_ONLY)) {
+    for (const variable of Object.keys(SECRET_VARIABLES)) {
       expect(ENVIRONMENT_VARIABLES, variable).toContain(variable);
       expect(() => loadConfig({ ...all, [variable]: undefined }), variable).not.toThrow();
     }

@@ -249,7 +249,7 @@ describe.skipIf(!kustomizeAvailable()).each([
       );
       const config = loadConfig({ ...values, REDIS_URL: 'redis://redis:6379' });
       expect(config.store).toMatch(/^s3:\/\//);
-      expect(config.transports.email).toEqual({ kind: 'provider' });
+      expect(config.channels.email.transport).toEqual({ kind: 'provider' });
       // The policy file the services read is the ConfigMap mounted at that path.
       const mount = container(service).volumeMounts?.find((m) => m.name === 'retention-policy');
       expect(config.retentionPolicyPath).toBe(join(mount!.mountPath, 'retention-policy.yaml'));

@@ -35,7 +35,10 @@ export async function runDev(): Promise<void> {
     redisUrl: config.redisUrl,
     store: config.store,
     spoolDir: config.spoolDir,
-    email: config.transports.email.kind === 'outbox' ? `outbox:${config.transports.email.dir}` : 'ses',
+    email:
+      config.channels.email.transport.kind === 'outbox'
+        ? `outbox:${config.channels.email.transport.dir}`
+        : 'ses',
     services: Object.keys(SERVICES),
     ingestUrl: handles.map((h) => (h as { url?: string }).url).find(Boolean),
   };

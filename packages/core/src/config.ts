@@ -7,6 +7,20 @@ const transport = (provider: string) =>
 
 const url = z.url();
 
+const failMode = z.enum(['open', 'closed']);
+const delivery = z.enum(['at-least-once', 'at-most-once']);
+const csv = z
+  .string()
+  .min(1)
+  .transform((v) =>
+    Object.freeze(
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    ),
+  );
+
 const envSchema = z.object({
   REDIS_URL: z
     .string()
@@ -23,6 +37,38 @@ const envSchema = z.object({
   HOLDFAST_SES_ENDPOINT: url.optional(),
   HOLDFAST_SMS_TRANSPORT: transport('twilio').default('outbox:./.holdfast/outbox/sms'),
   HOLDFAST_WHATSAPP_TRANSPORT: transport('cloud-api').default('outbox:./.holdfast/outbox/whatsapp'),
+  HOLDFAST_EMAIL_FAIL_MODE: failMode.default('closed'),
+  HOLDFAST_SMS_FAIL_MODE: failMode.default('open'),
+  HOLDFAST_WHATSAPP_FAIL_MODE: failMode.default('closed'),
+  HOLDFAST_EMAIL_DELIVERY: delivery.default('at-least-once'),
+  HOLDFAST_SMS_DELIVERY: delivery.default('at-least-once'),
+  HOLDFAST_WHATSAPP_DELIVERY: delivery.default('at-least-once'),
+  HOLDFAST_PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
+  HOLDFAST_TWILIO_ACCOUNT_SID: z
+    .string()
+    .regex(/^AC[0-9a-fA-F]{32}$/, 'must be a Twilio Account SID (AC + 32 hex digits)')
+    .optional(),
+  HOLDFAST_TWILIO_API_URL: url.default('https://api.twilio.com'),
+  HOLDFAST_WHATSAPP_ACCESS_TOKEN: z.string().min(1).optional(),
+  HOLDFAST_WHATSAPP_PHONE_NUMBER_ID: z
+    .string()
+    .regex(/^\d+$/, 'must be the numeric phone number id')
+    .optional(),
+  HOLDFAST_WHATSAPP_GRAPH_URL: url.default('https://graph.facebook.com'),
+  HOLDFAST_WHATSAPP_GRAPH_VERSION: z
+    .string()
+    .regex(/^v\d+\.\d+$/, 'must look like v23.0')
+    .default('v23.0'),
+  HOLDFAST_MEDIA_ALLOWED_HOSTS: csv.prefault(
+    'api.twilio.com,*.twiliocdn.com,*.twilio.com,graph.facebook.com,lookaside.fbsbx.com,*.fbcdn.net,*.whatsapp.net',
+  ),
+  HOLDFAST_MEDIA_ALLOWED_NETWORKS: csv.optional(),
+  HOLDFAST_MEDIA_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(100 * 1024 * 1024),
+  HOLDFAST_MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
   HOLDFAST_RETENTION_POLICY: z.string().min(1).optional(),
   HOLDFAST_API_KEYS: z
     .string()
@@ -52,6 +98,18 @@ export const ENVIRONMENT_VARIABLES: readonly string[] = Object.freeze(Object.key
 
 export type TransportSpec = { kind: 'provider' } | { kind: 'outbox'; dir: string };
 
+export type OutboundChannel = 'email' | 'sms' | 'whatsapp';
+/** `closed`: sent only after the archive write; `open`: sent at once, archived when the store can. */
+export type FailMode = z.infer<typeof failMode>;
+/** What a send whose earlier attempt's outcome is unknown does: send again, or not. */
+export type DeliveryPolicy = z.infer<typeof delivery>;
+
+export interface ChannelConfig {
+  transport: TransportSpec;
+  failMode: FailMode;
+  delivery: DeliveryPolicy;
+}
+
 export interface HoldfastConfig {
   /** Unset: the embedded default (`holdfast dev` starts a private redis-server). */
   redisUrl: string | undefined;
@@ -59,7 +117,26 @@ export interface HoldfastConfig {
   s3Endpoint: string | undefined;
   region: string;
   spoolDir: string;
-  transports: { email: TransportSpec; sms: TransportSpec; whatsapp: TransportSpec };
+  /** Per outbound channel: transport, fail mode and delivery policy. */
+  channels: Readonly<Record<OutboundChannel, Readonly<ChannelConfig>>>;
+  /** Sender: how long one provider call may take before it counts as a timeout. */
+  providerTimeoutMs: number;
+  twilio: { accountSid: string | undefined; apiUrl: string };
+  whatsapp: {
+    accessToken: string | undefined;
+    phoneNumberId: string | undefined;
+    graphUrl: string;
+    graphVersion: string;
+  };
+  /** Media fetcher: where downloads may go, and how big and slow they may be. */
+  media: {
+    /** Host names (`*.` prefix matches subdomains) media URLs may point at. */
+    allowedHosts: readonly string[];
+    /** CIDR blocks allowed even though private, loopback or link-local (tests allow loopback). */
+    allowedNetworks: readonly string[];
+    maxBytes: number;
+    timeoutMs: number;
+  };
   sesEndpoint: string | undefined;
   retentionPolicyPath: string | undefined;
   apiKeys: string | undefined;
@@ -99,10 +176,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     s3Endpoint: e.HOLDFAST_S3_ENDPOINT,
     region: e.AWS_REGION,
     spoolDir: resolve(e.HOLDFAST_SPOOL_DIR),
-    transports: Object.freeze({
-      email: transportSpec(e.HOLDFAST_EMAIL_TRANSPORT),
-      sms: transportSpec(e.HOLDFAST_SMS_TRANSPORT),
-      whatsapp: transportSpec(e.HOLDFAST_WHATSAPP_TRANSPORT),
+    channels: Object.freeze({
+      email: channel(e.HOLDFAST_EMAIL_TRANSPORT, e.HOLDFAST_EMAIL_FAIL_MODE, e.HOLDFAST_EMAIL_DELIVERY),
+      sms: channel(e.HOLDFAST_SMS_TRANSPORT, e.HOLDFAST_SMS_FAIL_MODE, e.HOLDFAST_SMS_DELIVERY),
+      whatsapp: channel(
+        e.HOLDFAST_WHATSAPP_TRANSPORT,
+        e.HOLDFAST_WHATSAPP_FAIL_MODE,
+        e.HOLDFAST_WHATSAPP_DELIVERY,
+      ),
+    }),
+    providerTimeoutMs: e.HOLDFAST_PROVIDER_TIMEOUT_MS,
+    twilio: Object.freeze({ accountSid: e.HOLDFAST_TWILIO_ACCOUNT_SID, apiUrl: e.HOLDFAST_TWILIO_API_URL }),
+    whatsapp: Object.freeze({
+      accessToken: e.HOLDFAST_WHATSAPP_ACCESS_TOKEN,
+      phoneNumberId: e.HOLDFAST_WHATSAPP_PHONE_NUMBER_ID,
+      graphUrl: e.HOLDFAST_WHATSAPP_GRAPH_URL,
+      graphVersion: e.HOLDFAST_WHATSAPP_GRAPH_VERSION,
+    }),
+    media: Object.freeze({
+      allowedHosts: e.HOLDFAST_MEDIA_ALLOWED_HOSTS,
+      allowedNetworks: e.HOLDFAST_MEDIA_ALLOWED_NETWORKS ?? Object.freeze([]),
+      maxBytes: e.HOLDFAST_MEDIA_MAX_BYTES,
+      timeoutMs: e.HOLDFAST_MEDIA_TIMEOUT_MS,
     }),
     sesEndpoint: e.HOLDFAST_SES_ENDPOINT,
     retentionPolicyPath: e.HOLDFAST_RETENTION_POLICY,
@@ -120,6 +215,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     shutdownDeadlineMs: e.HOLDFAST_SHUTDOWN_DEADLINE_MS,
     metricsPort: e.HOLDFAST_METRICS_PORT,
   });
+}
+
+function channel(transport: string, failMode: FailMode, delivery: DeliveryPolicy): Readonly<ChannelConfig> {
+  return Object.freeze({ transport: transportSpec(transport), failMode, delivery });
 }
 
 function transportSpec(value: string): TransportSpec {

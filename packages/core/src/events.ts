@@ -53,9 +53,78 @@ export const emailSubmittedData = z.object({
   }),
   kind: keySegment,
   failMode: z.enum(['closed', 'open']),
+  /** What a retry does when an earlier attempt's outcome is unknown. Absent in older events: at-least-once. */
+  delivery: z.enum(['at-least-once', 'at-most-once']).optional(),
   metadata: z.record(z.string(), z.string()),
 });
 export type EmailSubmittedData = z.infer<typeof emailSubmittedData>;
+
+/** E.164: `+` and 8 to 15 digits. */
+export const e164 = z.string().regex(/^\+[1-9]\d{7,14}$/, 'must be an E.164 number like +14155550100');
+
+/** An outbound SMS/MMS accepted for sending. */
+export const smsSubmittedData = z.object({
+  /** E.164 number or a Twilio Messaging Service SID (MG…). */
+  from: z.union([e164, z.string().regex(/^MG[0-9a-fA-F]{32}$/, 'must be E.164 or a Messaging Service SID')]),
+  to: e164,
+  body: z.string().min(1).max(1600),
+  /** MMS: public https URLs the provider fetches. */
+  mediaUrls: z.array(z.url({ protocol: /^https$/ })).max(10),
+  kind: keySegment,
+  failMode: z.enum(['closed', 'open']),
+  delivery: z.enum(['at-least-once', 'at-most-once']),
+  metadata: z.record(z.string(), z.string()),
+});
+export type SmsSubmittedData = z.infer<typeof smsSubmittedData>;
+
+const whatsappMediaKinds = ['image', 'document', 'audio', 'video', 'sticker'] as const;
+
+/** The message object of the WhatsApp Cloud API, restricted to what Holdfast sends. */
+export const whatsappContent = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('text'),
+    text: z.string().min(1).max(4096),
+    previewUrl: z.boolean().optional(),
+  }),
+  z.object({
+    type: z.literal('template'),
+    template: z.object({
+      name: z.string().regex(/^[a-z0-9_]{1,512}$/, 'must be a template name (lowercase, digits, _)'),
+      language: z.string().regex(/^[a-z]{2,3}(_[A-Z]{2})?$/, 'must be a language code like en_US'),
+      components: z.array(z.record(z.string(), z.unknown())).max(20).default([]),
+    }),
+  }),
+  z.object({
+    type: z.enum(whatsappMediaKinds),
+    media: z
+      .object({
+        link: z.url({ protocol: /^https$/ }).optional(),
+        id: z.string().regex(/^\d+$/).optional(),
+        caption: z.string().max(1024).optional(),
+        filename: z.string().max(255).optional(),
+      })
+      .refine((m) => (m.link === undefined) !== (m.id === undefined), 'needs exactly one of link or id'),
+  }),
+]);
+export type WhatsAppContent = z.infer<typeof whatsappContent>;
+
+/** An outbound WhatsApp message accepted for sending. */
+export const whatsappSubmittedData = z.object({
+  to: e164,
+  content: whatsappContent,
+  kind: keySegment,
+  failMode: z.enum(['closed', 'open']),
+  delivery: z.enum(['at-least-once', 'at-most-once']),
+  metadata: z.record(z.string(), z.string()),
+});
+export type WhatsAppSubmittedData = z.infer<typeof whatsappSubmittedData>;
+
+/** The submitted data of any outbound channel, by channel. */
+export const submittedDataSchemas = {
+  email: emailSubmittedData,
+  sms: smsSubmittedData,
+  whatsapp: whatsappSubmittedData,
+} as const;
 
 /**
  * The message left for the recipient. Recorded by the sender (transport, attempt) or reported by
@@ -68,17 +137,47 @@ export const messageSentData = z.looseObject({
 });
 export type MessageSentData = z.infer<typeof messageSentData>;
 
+/** Recorded before every provider call, so a crash after it leaves a trace of the attempt. */
+export const sendAttemptedData = z.looseObject({
+  transport: z.string().min(1),
+  attempt: z.number().int().positive(),
+});
+
+/**
+ * A retry found an earlier attempt whose outcome it could not learn (the provider offers no
+ * lookup): the message may or may not have gone out. `resolution` says what was done about it.
+ */
+export const sendUncertainData = z.looseObject({
+  transport: z.string().min(1),
+  attempt: z.number().int().positive(),
+  policy: z.enum(['at-least-once', 'at-most-once']),
+  resolution: z.enum(['resent', 'not-resent']),
+});
+
+/** The provider refused the message for good (invalid number, unsubscribed recipient). */
+export const sendFailedData = z.looseObject({
+  transport: z.string().min(1),
+  attempt: z.number().int().positive(),
+  reason: z.string(),
+});
+
+/** Inbound media downloaded and archived beside its message. */
+export const mediaCapturedData = z.looseObject({
+  messageEventId: z.string().min(1),
+  messageKey: z.string().min(1),
+  key: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.number().int().nonnegative(),
+  contentType: z.string(),
+});
+
 export const eventDataSchemas = {
-  'message.submitted': emailSubmittedData,
   'message.sent': messageSentData,
+  'message.send-attempted': sendAttemptedData,
+  'message.send-uncertain': sendUncertainData,
+  'message.send-failed': sendFailedData,
+  'media.captured': mediaCapturedData,
 } as const;
-
-export type EventType = keyof typeof eventDataSchemas;
-
-export type HoldfastEvent<T extends EventType = EventType> = Omit<EventEnvelope, 'type' | 'data'> & {
-  type: T;
-  data: z.infer<(typeof eventDataSchemas)[T]>;
-};
 
 /**
  * Validate an event that crosses a process boundary (a queue payload, a spool record).
@@ -88,7 +187,11 @@ export type HoldfastEvent<T extends EventType = EventType> = Omit<EventEnvelope,
 export function parseEvent(value: unknown): EventEnvelope {
   const envelope = eventEnvelope.safeParse(value);
   if (!envelope.success) throw new ValidationError('event', zodIssues(envelope.error));
-  const schema = (eventDataSchemas as Record<string, z.ZodType | undefined>)[envelope.data.type];
+  const { type, channel, direction } = envelope.data;
+  const schema =
+    type === 'message.submitted' && direction === 'outbound' && channel !== 'record'
+      ? submittedDataSchemas[channel]
+      : (eventDataSchemas as Record<string, z.ZodType | undefined>)[type];
   if (schema) {
     const data = schema.safeParse(envelope.data.data);
     if (!data.success) {
@@ -96,13 +199,6 @@ export function parseEvent(value: unknown): EventEnvelope {
     }
   }
   return envelope.data;
-}
-
-export function isEventOfType<T extends EventType>(
-  event: EventEnvelope,
-  type: T,
-): event is HoldfastEvent<T> & EventEnvelope {
-  return event.type === type;
 }
 
 export interface NewEvent {

@@ -7,8 +7,17 @@ export const QUEUE_PREFIX = 'holdfast';
 export const QUEUES = Object.freeze({
   archive: 'archive',
   sendEmail: 'send-email',
+  sendSms: 'send-sms',
+  sendWhatsApp: 'send-whatsapp',
   media: 'media',
 });
+
+/** The send queue of each outbound channel. */
+export const SEND_QUEUES = Object.freeze({
+  email: QUEUES.sendEmail,
+  sms: QUEUES.sendSms,
+  whatsapp: QUEUES.sendWhatsApp,
+} as const);
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 /** Payload of an `archive` job: one event to write under lock. */

@@ -6,7 +6,7 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config.redisUrl).toBeUndefined();
     expect(config.store).toBe('local:./.holdfast/store');
-    expect(config.transports.email.kind).toBe('outbox');
+    expect(config.channels.email.transport.kind).toBe('outbox');
     expect(config.port).toBe(8080);
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -22,7 +22,7 @@ describe('loadConfig', () => {
       HOLDFAST_EMAIL_TRANSPORT: 'ses',
       HOLDFAST_S3_ENDPOINT: 'http://127.0.0.1:9000',
     });
-    expect(config.transports.email).toEqual({ kind: 'provider' });
+    expect(config.channels.email.transport).toEqual({ kind: 'provider' });
     expect(config.store).toBe('s3://archive-bucket');
   });
 

@@ -96,6 +96,7 @@ export async function start(
     try {
       ({ providerMessageId } = await transport.send({
         eventId: event.id,
+        project: event.project,
         raw: Buffer.from(data.mime, 'utf8'),
         from: data.envelope.from,
         to: data.envelope.to,

@@ -14,8 +14,20 @@ describe('OutboxTransport', () => {
   it('writes the exact bytes and the envelope, one file per send call', async () => {
     const outbox = new OutboxTransport(join(dir.path, 'out'));
     const raw = Buffer.from('Subject: x\r\n\r\nbody\r\n');
-    const first = await outbox.send({ eventId: 'e1', raw, from: 'a@b.example', to: ['c@d.example'] });
-    const second = await outbox.send({ eventId: 'e1', raw, from: 'a@b.example', to: ['c@d.example'] });
+    const first = await outbox.send({
+      eventId: 'e1',
+      project: 'acme',
+      raw,
+      from: 'a@b.example',
+      to: ['c@d.example'],
+    });
+    const second = await outbox.send({
+      eventId: 'e1',
+      project: 'acme',
+      raw,
+      from: 'a@b.example',
+      to: ['c@d.example'],
+    });
     expect(first.providerMessageId).not.toBe(second.providerMessageId);
     const files = (await readdir(join(dir.path, 'out'))).sort();
     expect(files.filter((f) => f.endsWith('.eml'))).toHaveLength(2);

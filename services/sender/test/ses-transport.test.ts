@@ -28,6 +28,7 @@ describe('SesTransport (real @aws-sdk/client-sesv2 against SES on loopback)', ()
   it('sends the raw bytes unchanged to every envelope recipient and returns the SES MessageId', async () => {
     const result = await transport.send({
       eventId: 'e-1',
+      project: 'acme',
       raw,
       from: 'a@acme.example',
       to: ['b@x.example', 'hidden@acme.example'],
@@ -48,10 +49,10 @@ describe('SesTransport (real @aws-sdk/client-sesv2 against SES on loopback)', ()
   it('maps a permanent SES rejection to PermanentSendError with the reason', async () => {
     ses.failNext({ status: 400, type: 'MessageRejected', message: 'Email address is not verified.' });
     const error = await transport
-      .send({ eventId: 'e-2', raw, from: 'a@acme.example', to: ['b@x.example'] })
+      .send({ eventId: 'e-2', project: 'acme', raw, from: 'a@acme.example', to: ['b@x.example'] })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PermanentSendError);
-    expect((error as PermanentSendError).reason).toBe('MessageRejected');
+    expect((error as PermanentSendError).providerCode).toBe('MessageRejected');
     expect((error as Error).message).toContain('Email address is not verified.');
   });
 
@@ -61,7 +62,7 @@ describe('SesTransport (real @aws-sdk/client-sesv2 against SES on loopback)', ()
       10,
     );
     const error = await transport
-      .send({ eventId: 'e-3', raw, from: 'a@acme.example', to: ['b@x.example'] })
+      .send({ eventId: 'e-3', project: 'acme', raw, from: 'a@acme.example', to: ['b@x.example'] })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Error);
     expect(error).not.toBeInstanceOf(PermanentSendError);

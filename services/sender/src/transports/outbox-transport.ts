@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EmailTransport, OutboundEmail } from './email-transport.ts';
+import type { EmailTransport, OutboundEmail } from './transport.ts';
 
 /**
  * Writes the exact MIME it would send to `<dir>/<eventId>.<sendId>.eml` (and the envelope beside

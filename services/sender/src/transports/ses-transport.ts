@@ -1,6 +1,6 @@
 import { SESv2Client, SESv2ServiceException, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import { PermanentSendError } from '../errors.ts';
-import type { EmailTransport, OutboundEmail } from './email-transport.ts';
+import type { EmailTransport, OutboundEmail } from './transport.ts';
 
 export interface SesTransportOptions {
   region: string;
