@@ -142,12 +142,12 @@ describe('sendEmail end to end (fail-closed email)', () => {
     expect(head!.lastModified.getTime()).toBeLessThanOrEqual(sent[0]!.writtenAt.getTime());
     await waitFor(
       'message.sent archived',
-      async () => (await archivedJson(fleet, 'email/acme/outbound/')).length === 1,
+      async () => (await archivedJson(fleet, 'email/acme/outbound/')).length === 2,
     );
     const versions: unknown[] = [];
     for await (const v of fleet.store.listVersions('email/acme/outbound/')) versions.push(v);
-    // .eml + .meta.json + message.sent, each written once.
-    expect(versions).toHaveLength(3);
+    // .eml + .meta.json + message.send-attempted + message.sent, each written once.
+    expect(versions).toHaveLength(4);
   });
 
   it('accepts while Redis is down and delivers once Redis is back (the spool drainer re-enqueues)', async () => {

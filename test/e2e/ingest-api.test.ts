@@ -59,7 +59,11 @@ describe('ingest API', () => {
           : undefined;
       return v?.state === 'sent' ? v : undefined;
     });
-    expect(view.events.map((e) => e.type)).toEqual(['message.submitted', 'message.sent']);
+    expect(view.events.map((e) => e.type)).toEqual([
+      'message.submitted',
+      'message.send-attempted',
+      'message.sent',
+    ]);
     expect(view.events[0]!.key).toBe(archiveKey);
     // Another project's key cannot see it.
     expect((await call(`/v1/messages/${id}`, { key: BETA_KEY })).status).toBe(404);
@@ -231,11 +235,34 @@ describe('ingest API', () => {
         /./,
       ],
       [
-        'a channel not built yet',
-        () => postJson('/v1/messages/sms', { to: '+15550100', body: 'x' }),
-        501,
-        'HOLDFAST_ERR_CHANNEL_NOT_AVAILABLE',
-        /sms/,
+        'an SMS to a number that is not E.164',
+        () => postJson('/v1/messages/sms', { from: '+14155550100', to: '5550100', body: 'x' }),
+        400,
+        'HOLDFAST_ERR_VALIDATION',
+        /to: must be an E\.164 number/,
+      ],
+      [
+        'a WhatsApp message with both text and a template',
+        () =>
+          postJson('/v1/messages/whatsapp', {
+            to: '+14155550100',
+            text: 'hi',
+            template: { name: 'x', language: 'en' },
+          }),
+        400,
+        'HOLDFAST_ERR_VALIDATION',
+        /exactly one of text, template or media/,
+      ],
+      [
+        'a WhatsApp template with a bad language code',
+        () =>
+          postJson('/v1/messages/whatsapp', {
+            to: '+14155550100',
+            template: { name: 'otp', language: 'English' },
+          }),
+        400,
+        'HOLDFAST_ERR_VALIDATION',
+        /template\.language: must be a language code/,
       ],
     ];
     it.each(cases)('%s', async (_name, send, status, code, message) => {

@@ -246,7 +246,12 @@ describe('provider webhooks', () => {
       const r = await view(id);
       return r?.state === 'delivered' ? r : undefined;
     });
-    expect(v.events.map((e) => e.type)).toEqual(['message.submitted', 'message.sent', 'message.delivered']);
+    expect(v.events.map((e) => e.type)).toEqual([
+      'message.submitted',
+      'message.send-attempted',
+      'message.sent',
+      'message.delivered',
+    ]);
 
     const before = spooled();
     const tampered = { ...delivery, Message: delivery.Message.replace('250 2.0.0 OK', '550 bounced') };

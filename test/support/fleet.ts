@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { type ArchiverHandle, type ArchiverOptions, start as startArchiver } from '@holdfast/archiver';
-import { createLogger, type HoldfastConfig, loadConfig, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
+import { createLogger, type HoldfastConfig, loadConfig, QUEUE_PREFIX, type QueueName } from '@holdfast/core';
 import { type IngestHandle, type IngestOptions, start as startIngest } from '@holdfast/ingest';
 import { createProducer, type Producer, type ProducerOptions } from '@holdfast/producer';
 import { type SenderHandle, type SenderOptions, start as startSender } from '@holdfast/sender';
@@ -18,12 +18,14 @@ export interface TestFleet {
   dir: string;
   config: Readonly<HoldfastConfig>;
   store: ObjectStore;
+  /** Email outbox; SMS and WhatsApp outboxes are `outboxDirs.sms` / `.whatsapp`. */
   outboxDir: string;
+  outboxDirs: { email: string; sms: string; whatsapp: string };
   producer(options?: Partial<ProducerOptions>): Promise<Producer>;
   startArchiver(options?: ArchiverOptions): Promise<ArchiverHandle>;
   startSender(options?: SenderOptions): Promise<SenderHandle>;
   startIngest(options?: IngestOptions): Promise<IngestHandle>;
-  queue(name: 'archive' | 'send-email'): Queue;
+  queue(name: QueueName): Queue;
   close(): Promise<void>;
 }
 
@@ -34,11 +36,18 @@ export async function startFleet(
   const tmp = await tempDir('holdfast-fleet-');
   const store = options.store ?? (await LocalWormStore.open({ dir: join(tmp.path, 'store') }));
   const outboxDir = join(tmp.path, 'outbox');
+  const outboxDirs = {
+    email: outboxDir,
+    sms: join(tmp.path, 'outbox-sms'),
+    whatsapp: join(tmp.path, 'outbox-whatsapp'),
+  };
   const config = loadConfig({
     REDIS_URL: redis.url,
     HOLDFAST_STORE: `local:${join(tmp.path, 'store')}`,
     HOLDFAST_SPOOL_DIR: join(tmp.path, 'spool'),
     HOLDFAST_EMAIL_TRANSPORT: `outbox:${outboxDir}`,
+    HOLDFAST_SMS_TRANSPORT: `outbox:${outboxDirs.sms}`,
+    HOLDFAST_WHATSAPP_TRANSPORT: `outbox:${outboxDirs.whatsapp}`,
     HOLDFAST_LOG_LEVEL: process.env.HOLDFAST_TEST_LOG_LEVEL ?? 'silent',
     PORT: '0',
     HOLDFAST_METRICS_PORT: '0',
@@ -53,12 +62,14 @@ export async function startFleet(
     config,
     store,
     outboxDir,
+    outboxDirs,
     async producer(overrides = {}) {
       const producer = await createProducer({
         project: 'acme',
         redisUrl: redis.url,
         spoolDir: join(tmp.path, 'spool', `producer-${closers.length}`),
         logger,
+        channels: config.channels,
         ...overrides,
       });
       closers.push(() => producer.close());
@@ -99,7 +110,7 @@ export async function startFleet(
     queue(name) {
       let q = queues.get(name);
       if (!q) {
-        q = new Queue(name === 'archive' ? QUEUES.archive : QUEUES.sendEmail, {
+        q = new Queue(name, {
           connection: { url: redis.url },
           prefix: QUEUE_PREFIX,
         });

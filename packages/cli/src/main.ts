@@ -3,7 +3,9 @@ import { runService } from '@holdfast/core';
 import { Command, InvalidArgumentError } from 'commander';
 import { runDev } from './dev.ts';
 import { registerDisposeCommand } from './dispose-command.ts';
+import { registerDlqCommands } from './dlq-commands.ts';
 import { registerHoldCommands } from './hold-commands.ts';
+import { registerPauseCommands } from './pause-commands.ts';
 import { registerRetentionCommands } from './retention-commands.ts';
 import { SERVICES } from './services.ts';
 import { registerStoreCommands } from './store-commands.ts';
@@ -35,6 +37,8 @@ registerStoreCommands(program);
 registerRetentionCommands(program);
 registerDisposeCommand(program);
 registerHoldCommands(program);
+registerDlqCommands(program);
+registerPauseCommands(program);
 
 try {
   await program.parseAsync();

@@ -34,7 +34,7 @@ function isOperatorRecord(doc: Record<string, unknown>): boolean {
     doc.channel === 'record' &&
     typeof data?.actor === 'string' &&
     typeof doc.type === 'string' &&
-    /^(retention|disposal|policy|hold|matter)\./.test(doc.type)
+    /^(retention|disposal|policy|hold|matter|dlq|reputation)\./.test(doc.type)
   );
 }
 

@@ -69,6 +69,15 @@ const envSchema = z.object({
     .min(1)
     .default(100 * 1024 * 1024),
   HOLDFAST_MEDIA_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
+  HOLDFAST_REPUTATION_BOUNCE_RATE: z.coerce.number().gt(0).max(1).default(0.05),
+  HOLDFAST_REPUTATION_COMPLAINT_RATE: z.coerce.number().gt(0).max(1).default(0.001),
+  HOLDFAST_REPUTATION_WINDOW_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 30)
+    .default(24),
+  HOLDFAST_REPUTATION_MIN_SENDS: z.coerce.number().int().min(1).default(200),
   HOLDFAST_RETENTION_POLICY: z.string().min(1).optional(),
   HOLDFAST_API_KEYS: z
     .string()
@@ -91,6 +100,7 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOLDFAST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   HOLDFAST_SHUTDOWN_DEADLINE_MS: z.coerce.number().int().min(100).default(25_000),
+  HOLDFAST_STALLED_JOB_MS: z.coerce.number().int().min(1000).default(30_000),
 });
 
 /** Every environment variable Holdfast reads; deployment manifests are checked against this list. */
@@ -138,6 +148,11 @@ export interface HoldfastConfig {
     timeoutMs: number;
   };
   sesEndpoint: string | undefined;
+  /**
+   * Outbound email is paused for a project whose bounce or complaint rate over the rolling window
+   * exceeds these (defaults: SES's published review levels, 5% and 0.1%), once it sent `minSends`.
+   */
+  reputation: { bounceRate: number; complaintRate: number; windowHours: number; minSends: number };
   retentionPolicyPath: string | undefined;
   apiKeys: string | undefined;
   /** Ingest: the public URL providers call (behind a proxy the local URL differs; Twilio signs the public one). */
@@ -155,6 +170,11 @@ export interface HoldfastConfig {
   metricsPort: number;
   /** How long a service may take to stop on SIGTERM before it exits anyway. */
   shutdownDeadlineMs: number;
+  /**
+   * Workers: a job's lock lasts this long and is renewed while the job runs; a crashed worker's
+   * jobs are picked up by another replica within about twice this.
+   */
+  stalledJobMs: number;
 }
 
 /**
@@ -200,6 +220,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
       timeoutMs: e.HOLDFAST_MEDIA_TIMEOUT_MS,
     }),
     sesEndpoint: e.HOLDFAST_SES_ENDPOINT,
+    reputation: Object.freeze({
+      bounceRate: e.HOLDFAST_REPUTATION_BOUNCE_RATE,
+      complaintRate: e.HOLDFAST_REPUTATION_COMPLAINT_RATE,
+      windowHours: e.HOLDFAST_REPUTATION_WINDOW_HOURS,
+      minSends: e.HOLDFAST_REPUTATION_MIN_SENDS,
+    }),
     retentionPolicyPath: e.HOLDFAST_RETENTION_POLICY,
     apiKeys: e.HOLDFAST_API_KEYS,
     publicBaseUrl: e.HOLDFAST_PUBLIC_BASE_URL,
@@ -214,6 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     port: e.PORT,
     shutdownDeadlineMs: e.HOLDFAST_SHUTDOWN_DEADLINE_MS,
     metricsPort: e.HOLDFAST_METRICS_PORT,
+    stalledJobMs: e.HOLDFAST_STALLED_JOB_MS,
   });
 }
 

@@ -20,6 +20,22 @@ export const SEND_QUEUES = Object.freeze({
 } as const);
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
+/**
+ * Key namespace of a queue's dead letters (`holdfast:dlq:<queue>`): its jobs that failed for good.
+ * BullMQ has no dead-letter queue; @holdfast/producer's dead-letters keeps one per queue here.
+ */
+export function deadLetterQueueOf(queue: QueueName): string {
+  return `${QUEUE_PREFIX}:dlq:${queue}`;
+}
+
+/**
+ * While this key exists, the project's outbound email is paused (reputation pause, or by hand):
+ * the archiver sets it, `holdfast pause` clears it, the sender checks it before each send.
+ */
+export function emailPauseKey(project: string): string {
+  return `${QUEUE_PREFIX}:pause:email:${project}`;
+}
+
 /** Payload of an `archive` job: one event to write under lock. */
 export interface ArchiveJobData {
   event: EventEnvelope;
@@ -55,5 +71,9 @@ export interface MediaJobData {
   /** Archive key of the parent message event. */
   messageKey: string;
   retainUntil: string;
+  /** The parent message's subject, so `media.captured` joins its timeline (absent on older jobs). */
+  subject?: string;
+  /** The parent message's retention category (absent on older jobs). */
+  category?: string;
   media: { mediaId?: string; url?: string; contentType?: string; index: number };
 }

@@ -22,3 +22,16 @@ export class NotDurableError extends HoldfastError {
     );
   }
 }
+
+/** A dead letter named by the caller does not exist; nothing was changed. */
+export class DeadLetterNotFoundError extends HoldfastError {
+  readonly refs: readonly { queue: string; jobId: string }[];
+
+  constructor(refs: readonly { queue: string; jobId: string }[]) {
+    super(
+      'HOLDFAST_ERR_DEAD_LETTER_NOT_FOUND',
+      `no dead letter ${refs.map((r) => `${r.queue} ${r.jobId}`).join(', ')}: nothing was changed (holdfast dlq list shows what there is)`,
+    );
+    this.refs = Object.freeze(refs.map((r) => ({ ...r })));
+  }
+}

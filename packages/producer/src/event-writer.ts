@@ -4,7 +4,6 @@ import {
   type Logger,
   parseEvent,
   QUEUE_PREFIX,
-  QUEUES,
   type QueueName,
 } from '@holdfast/core';
 import { Spool } from '@holdfast/spool';
@@ -12,7 +11,14 @@ import { FlowProducer, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { NotDurableError, ProducerClosedError } from './errors.ts';
 import { createRedisConnection } from './redis-connection.ts';
-import { archiveJobOptions, emailFlow, type Route, routes, topQueue } from './routes.ts';
+import {
+  COMPLETION_QUEUES,
+  completionQueues,
+  type Enqueue,
+  enqueueFor,
+  type Route,
+  routeOf,
+} from './routes.ts';
 
 export interface EventWriterOptions {
   /** Directory of this process's spool. One process per directory. */
@@ -54,8 +60,8 @@ export class EventWriter {
   readonly #queues: Map<QueueName, Queue>;
   readonly #flows: FlowProducer;
   readonly #events = new Map<QueueName, { events: QueueEvents; connection: Redis }>();
-  /** Unacknowledged event id -> the queue whose completion acknowledges it. */
-  readonly #pending = new Map<string, QueueName>();
+  /** Unacknowledged event id -> the queues whose jobs have yet to complete before it is acknowledged. */
+  readonly #pending = new Map<string, Set<QueueName>>();
   readonly #inflight = new Set<Promise<void>>();
   readonly #log: Logger;
   readonly #redisUrl: string;
@@ -77,10 +83,7 @@ export class EventWriter {
     // Whatever was accepted while Redis was away is due as soon as it is back.
     this.#redis.on('ready', () => void this.drain(0).catch(() => {}));
     const opts = { connection: this.#redis, prefix: QUEUE_PREFIX };
-    this.#queues = new Map([
-      [QUEUES.archive, new Queue(QUEUES.archive, opts)],
-      [QUEUES.sendEmail, new Queue(QUEUES.sendEmail, opts)],
-    ]);
+    this.#queues = new Map(COMPLETION_QUEUES.map((name) => [name, new Queue(name, opts)]));
     this.#flows = new FlowProducer(opts);
     // The connection logs outages once; without listeners BullMQ would print every failed command.
     const quiet = (error: Error) => this.#log.debug({ err: error.message }, 'queue client error');
@@ -88,7 +91,7 @@ export class EventWriter {
     for (const queue of this.#queues.values()) queue.on('error', quiet);
     // Listen from the start: QueueEvents reads only events after it connects, so a listener
     // created on the first submit would miss completions that beat it.
-    for (const route of routes) this.#listen(topQueue(route));
+    for (const queue of COMPLETION_QUEUES) this.#listen(queue);
     this.#timer = setInterval(() => void this.drain().catch(() => {}), options.drainIntervalMs);
     this.#timer.unref();
   }
@@ -112,8 +115,7 @@ export class EventWriter {
     });
     for await (const record of spool.unacked()) {
       const { route, event } = decode(record.payload);
-      writer.#pending.set(event.id, topQueue(route));
-      writer.#listen(topQueue(route));
+      writer.#track(event, route);
     }
     if (writer.#pending.size > 0) {
       logger.info(
@@ -132,18 +134,19 @@ export class EventWriter {
    */
   async submit(event: EventEnvelope, route: Route): Promise<void> {
     if (this.#closed) throw new ProducerClosedError();
-    const top = topQueue(route);
+    // Refuse what cannot be routed before it is written (a record sent as a message).
+    completionQueues(route, event);
     try {
       await this.#spool.append(event.id, encode({ route, event }));
     } catch (error) {
       throw new NotDurableError(error);
     }
-    this.#pending.set(event.id, top);
+    this.#track(event, route);
     // Fail fast while Redis is away: the event is durable, and the drainer enqueues it on reconnect.
     if (this.#redis.status !== 'ready') return;
     // The caller's acknowledgement is the fsync; the enqueue goes on behind it. Only when too
     // many enqueues are in flight does the caller wait for one (backpressure, bounded memory).
-    const enqueued: Promise<void> = this.#enqueue({ route, event })
+    const enqueued: Promise<void> = this.#enqueueAll({ route, event }, this.#pending.get(event.id)!)
       .catch((error: Error) => {
         this.#log.warn(
           { eventId: event.id, err: error.message },
@@ -190,36 +193,34 @@ export class EventWriter {
     const due = this.#spool
       .unackedIds(new Date(Date.now() - olderThanMs))
       .filter(({ id }) => this.#pending.has(id));
-    const missing = new Set<string>();
+    /** Event id -> its queues whose job Redis does not have. */
+    const missing = new Map<string, QueueName[]>();
     // One pipelined HMGET per job hash: O(1) each, unlike getJobState, which scans the wait
     // list and made a large backlog quadratic.
     for (let i = 0; i < due.length && !this.#closed; i += DRAIN_BATCH) {
-      const batch = due.slice(i, i + DRAIN_BATCH);
+      const lookups = due
+        .slice(i, i + DRAIN_BATCH)
+        .flatMap(({ id }) => [...(this.#pending.get(id) ?? [])].map((queue) => ({ id, queue })));
       const pipeline = this.#redis.pipeline();
-      for (const { id } of batch)
-        pipeline.hmget(
-          `${QUEUE_PREFIX}:${this.#pending.get(id)}:${id}`,
-          'timestamp',
-          'finishedOn',
-          'failedReason',
-        );
+      for (const { id, queue } of lookups)
+        pipeline.hmget(`${QUEUE_PREFIX}:${queue}:${id}`, 'timestamp', 'finishedOn', 'failedReason');
       const results = (await pipeline.exec()) ?? [];
-      for (const [j, { id }] of batch.entries()) {
+      for (const [j, { id, queue }] of lookups.entries()) {
         const [error, fields] = results[j] ?? [];
         if (error) throw error;
         const [created, finishedOn, failedReason] = fields as (string | null)[];
-        if (!created) missing.add(id);
+        if (!created) missing.set(id, [...(missing.get(id) ?? []), queue]);
         else if (finishedOn && !failedReason) {
-          await this.#ack(id);
-          report.acked++;
+          if (await this.#completed(id, queue)) report.acked++;
         } else if (finishedOn) report.failed++;
         else report.waiting++;
       }
     }
     if (missing.size > 0) {
-      for await (const record of this.#spool.unacked(missing)) {
+      for await (const record of this.#spool.unacked(new Set(missing.keys()))) {
         if (this.#closed) break;
-        await this.#enqueue(decode(record.payload));
+        const spooled = decode(record.payload);
+        await this.#enqueueAll(spooled, missing.get(spooled.event.id) ?? []);
         report.requeued++;
       }
     }
@@ -227,17 +228,27 @@ export class EventWriter {
     return report;
   }
 
-  async #enqueue({ route, event }: SpooledEvent): Promise<void> {
-    if (route === 'archive') {
-      await this.#queues.get(QUEUES.archive)!.add('archive', { event }, archiveJobOptions(event));
-    } else {
-      await this.#flows.add(emailFlow(event));
-    }
+  /** Add the jobs of `queues` (some of the event's completion queues); each add is idempotent. */
+  async #enqueueAll({ route, event }: SpooledEvent, queues: Iterable<QueueName>): Promise<void> {
+    for (const queue of queues) await this.#add(enqueueFor(route, event, queue));
   }
 
-  async #ack(id: string): Promise<void> {
+  async #add(enqueue: Enqueue): Promise<void> {
+    if (enqueue.kind === 'flow') await this.#flows.add(enqueue.flow);
+    else await this.#queues.get(enqueue.queue)!.add(enqueue.name, enqueue.data, enqueue.opts);
+  }
+
+  #track(event: EventEnvelope, route: Route): void {
+    this.#pending.set(event.id, new Set(completionQueues(route, event)));
+  }
+
+  /** One of the event's jobs completed; true when that was the last and the event is acknowledged. */
+  async #completed(id: string, queue: QueueName): Promise<boolean> {
+    const remaining = this.#pending.get(id);
+    if (!remaining?.delete(queue) || remaining.size > 0) return false;
     this.#pending.delete(id);
     await this.#spool.ack(id);
+    return true;
   }
 
   /** Completions arrive as queue events; the drainer covers any this process missed. */
@@ -248,8 +259,7 @@ export class EventWriter {
     const events = new QueueEvents(queue, { connection, prefix: QUEUE_PREFIX });
     events.on('error', (error) => this.#log.debug({ err: error.message }, 'queue events connection error'));
     events.on('completed', ({ jobId }) => {
-      if (this.#pending.get(jobId) !== queue) return;
-      this.#ack(jobId).catch((error) =>
+      this.#completed(jobId, queue).catch((error) =>
         this.#log.warn({ eventId: jobId, err: error.message }, 'spool ack failed; the drainer will retry'),
       );
     });
@@ -262,7 +272,8 @@ function encode(value: SpooledEvent): Uint8Array {
 }
 
 function decode(payload: Uint8Array): SpooledEvent {
-  const value = JSON.parse(Buffer.from(payload).toString('utf8')) as SpooledEvent;
-  if (!routes.includes(value.route)) throw new Error(`spool record has unknown route ${String(value.route)}`);
-  return { route: value.route, event: parseEvent(value.event) };
+  const value = JSON.parse(Buffer.from(payload).toString('utf8')) as { route: unknown; event: unknown };
+  const route = routeOf(value.route);
+  if (!route) throw new Error(`spool record has unknown route ${String(value.route)}`);
+  return { route, event: parseEvent(value.event) };
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import {
   createLogger,
+  type HoldfastConfig,
   keySegment,
   type Logger,
   loadConfig,
@@ -10,6 +11,7 @@ import {
 } from '@holdfast/core';
 import type { EmailInput } from './email.ts';
 import { EventWriter } from './event-writer.ts';
+import type { SmsInput, WhatsAppInput } from './messages.ts';
 import { type Accepted, createSubmitter, type RecordInput } from './submitter.ts';
 export interface ProducerOptions {
   /** Project the messages belong to; the second segment of every archive key. */
@@ -25,11 +27,20 @@ export interface ProducerOptions {
   redeliverAfterMs?: number;
   /** See EventWriterOptions. @defaultValue 5000 */
   drainIntervalMs?: number;
+  /** Fail mode and delivery policy per channel. @defaultValue from `HOLDFAST_<CHANNEL>_FAIL_MODE` / `_DELIVERY` */
+  channels?: HoldfastConfig['channels'];
 }
 
 export interface Producer {
   /** Compose, spool (durably) and queue an email; it is archived under lock before it is sent. */
   sendEmail(input: EmailInput): Promise<Accepted>;
+  /**
+   * Spool and queue an SMS/MMS. Fail-open by default (`HOLDFAST_SMS_FAIL_MODE`): it goes out at
+   * once, and is archived as soon as the store can take it.
+   */
+  sendSms(input: SmsInput): Promise<Accepted>;
+  /** Spool and queue a WhatsApp text, template or media message (fail-closed by default). */
+  sendWhatsApp(input: WhatsAppInput): Promise<Accepted>;
   /** Spool and queue a record (transaction, audit entry, …) for archiving under its category's retention. */
   record(input: RecordInput): Promise<Accepted>;
   /** Events accepted but not yet fully handled downstream (still in the spool), and spool counters. */
@@ -56,9 +67,11 @@ export async function createProducer(options: ProducerOptions): Promise<Producer
     drainIntervalMs: options.drainIntervalMs,
   });
 
-  const submitter = createSubmitter(writer, policy);
+  const submitter = createSubmitter(writer, policy, options.channels ?? config.channels);
   return Object.freeze({
     sendEmail: (input: EmailInput) => submitter.sendEmail(project.data, input),
+    sendSms: (input: SmsInput) => submitter.sendSms(project.data, input),
+    sendWhatsApp: (input: WhatsAppInput) => submitter.sendWhatsApp(project.data, input),
     record: (input: RecordInput) => submitter.record(project.data, input),
     stats: () => writer.stats(),
     close: () => writer.close(),

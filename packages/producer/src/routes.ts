@@ -1,16 +1,59 @@
-import { type EventEnvelope, QUEUE_PREFIX, QUEUES, type QueueName } from '@holdfast/core';
+import { type EventEnvelope, QUEUE_PREFIX, QUEUES, type QueueName, SEND_QUEUES } from '@holdfast/core';
 import type { FlowJob, JobsOptions } from 'bullmq';
 
 /**
- * How an accepted event travels. `archive`: one archive job. `send-email`: a flow whose parent
- * (the send) cannot start before its child (the archive write) has completed: fail-closed.
+ * How an accepted event travels. `archive`: one archive job. `send`: an outbound message, shaped
+ * by its fail mode (`data.failMode`):
+ * - `closed`: a flow whose parent (the send) cannot start before its child (the archive write)
+ *   has completed;
+ * - `open`: an archive job and a send job side by side: the send does not wait for the store,
+ *   and the spool keeps the event until both are done.
  */
-export const routes = ['archive', 'send-email'] as const;
+export const routes = ['archive', 'send'] as const;
 export type Route = (typeof routes)[number];
 
-/** The job whose completion means the event is fully handled and its spool record can go. */
-export function topQueue(route: Route): QueueName {
-  return route === 'archive' ? QUEUES.archive : QUEUES.sendEmail;
+/** Spool records written before `send` covered every channel used the email queue's name. */
+export function routeOf(value: unknown): Route | undefined {
+  if (value === 'send-email') return 'send';
+  return routes.find((r) => r === value);
+}
+
+/** What one enqueue adds: standalone jobs, or a flow (parent with its archive child). */
+export type Enqueue =
+  | { kind: 'job'; queue: QueueName; name: string; data: { event: EventEnvelope }; opts: JobsOptions }
+  | { kind: 'flow'; queue: QueueName; flow: FlowJob };
+
+function sendQueueOf(event: EventEnvelope): QueueName {
+  if (event.channel === 'record') throw new Error(`event ${event.id} is a record, not a message to send`);
+  return SEND_QUEUES[event.channel];
+}
+
+function failsOpen(event: EventEnvelope): boolean {
+  return event.data.failMode === 'open';
+}
+
+/** The queues whose jobs must all complete before the event's spool record can go. */
+export function completionQueues(route: Route, event: EventEnvelope): QueueName[] {
+  if (route === 'archive') return [QUEUES.archive];
+  return failsOpen(event) ? [QUEUES.archive, sendQueueOf(event)] : [sendQueueOf(event)];
+}
+
+/** Every queue a completion can arrive on. */
+export const COMPLETION_QUEUES: readonly QueueName[] = Object.freeze([
+  QUEUES.archive,
+  ...Object.values(SEND_QUEUES),
+]);
+
+/** The enqueue that puts `event`'s job for `queue` (one of its completion queues) into Redis. */
+export function enqueueFor(route: Route, event: EventEnvelope, queue: QueueName): Enqueue {
+  if (queue === QUEUES.archive) {
+    return { kind: 'job', queue, name: 'archive', data: { event }, opts: archiveJobOptions(event) };
+  }
+  if (route !== 'send') throw new Error(`route ${route} has no ${queue} job`);
+  if (failsOpen(event)) {
+    return { kind: 'job', queue, name: 'send', data: { event }, opts: sendJobOptions(event) };
+  }
+  return { kind: 'flow', queue, flow: sendFlow(event) };
 }
 
 const keep = { removeOnComplete: { age: 24 * 3600, count: 10_000 }, removeOnFail: false } as const;
@@ -28,10 +71,11 @@ export function sendJobOptions(event: EventEnvelope): JobsOptions {
   return { jobId: event.id, attempts: 10, backoff: { type: 'holdfast' }, ...keep };
 }
 
-export function emailFlow(event: EventEnvelope): FlowJob {
+/** Fail-closed: the send is the parent of the archive write and cannot run before it completed. */
+export function sendFlow(event: EventEnvelope): FlowJob {
   return {
     name: 'send',
-    queueName: QUEUES.sendEmail,
+    queueName: sendQueueOf(event),
     prefix: QUEUE_PREFIX,
     data: { event },
     opts: sendJobOptions(event),

@@ -1,4 +1,5 @@
 import {
+  type ChannelConfig,
   canonicalJson,
   type EmailSubmittedData,
   type EventEnvelope,
@@ -7,6 +8,7 @@ import {
   messageKey,
   newEvent,
   newEventId,
+  type OutboundChannel,
   type RecordDocument,
   type RetentionPolicy,
   recordKey,
@@ -17,6 +19,7 @@ import {
 import { z } from 'zod';
 import { composeEmail, type EmailInput, validateEmail } from './email.ts';
 import type { EventWriter } from './event-writer.ts';
+import { type SmsInput, validateSms, validateWhatsApp, type WhatsAppInput } from './messages.ts';
 
 /** What a successful call returns: the event id and where the archive will hold it. */
 export interface Accepted {
@@ -55,10 +58,16 @@ export type RecordInput = z.input<typeof recordInput>;
  */
 export interface Submitter {
   sendEmail(project: string, input: EmailInput): Promise<Accepted>;
+  sendSms(project: string, input: SmsInput): Promise<Accepted>;
+  sendWhatsApp(project: string, input: WhatsAppInput): Promise<Accepted>;
   record(project: string, input: RecordInput): Promise<Accepted>;
 }
 
-export function createSubmitter(writer: EventWriter, policy: RetentionPolicy): Submitter {
+export function createSubmitter(
+  writer: EventWriter,
+  policy: RetentionPolicy,
+  channels: Readonly<Record<OutboundChannel, Readonly<ChannelConfig>>>,
+): Submitter {
   const requireCategory = (category: string, path: string): void => {
     if (!policy.has(category)) {
       throw new ValidationError('input', [
@@ -68,6 +77,38 @@ export function createSubmitter(writer: EventWriter, policy: RetentionPolicy): S
         },
       ]);
     }
+  };
+
+  /** SMS and WhatsApp messages are archived as their event's canonical JSON. */
+  const submitMessage = async (
+    project: string,
+    channel: 'sms' | 'whatsapp',
+    data: { kind: string },
+  ): Promise<Accepted> => {
+    const id = newEventId();
+    const event = newEvent({
+      id,
+      type: 'message.submitted',
+      occurredAt: new Date(),
+      project,
+      channel,
+      direction: 'outbound',
+      subject: id,
+      category: `${channel}-${data.kind}`,
+      data,
+    });
+    await writer.submit(event, 'send');
+    return {
+      id,
+      archiveKey: messageKey({
+        channel,
+        project,
+        direction: 'outbound',
+        occurredAt: new Date(event.occurredAt),
+        sha256: sha256Hex(canonicalJson(event)),
+        ext: 'json',
+      }),
+    };
   };
 
   return Object.freeze({
@@ -88,7 +129,8 @@ export function createSubmitter(writer: EventWriter, policy: RetentionPolicy): S
           subject: email.subject,
         },
         kind: email.kind,
-        failMode: 'closed',
+        failMode: channels.email.failMode,
+        delivery: channels.email.delivery,
         metadata: email.metadata,
       };
       const event = newEvent({
@@ -102,7 +144,7 @@ export function createSubmitter(writer: EventWriter, policy: RetentionPolicy): S
         category,
         data,
       });
-      await writer.submit(event, 'send-email');
+      await writer.submit(event, 'send');
       return {
         id,
         archiveKey: messageKey({
@@ -114,6 +156,18 @@ export function createSubmitter(writer: EventWriter, policy: RetentionPolicy): S
           ext: 'eml',
         }),
       };
+    },
+
+    async sendSms(project: string, input: SmsInput): Promise<Accepted> {
+      const data = validateSms(input, channels.sms);
+      requireCategory(`sms-${data.kind}`, 'kind');
+      return submitMessage(project, 'sms', data);
+    },
+
+    async sendWhatsApp(project: string, input: WhatsAppInput): Promise<Accepted> {
+      const data = validateWhatsApp(input, channels.whatsapp);
+      requireCategory(`whatsapp-${data.kind}`, 'kind');
+      return submitMessage(project, 'whatsapp', data);
     },
 
     async record(project: string, input: RecordInput): Promise<Accepted> {

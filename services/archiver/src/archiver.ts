@@ -22,6 +22,7 @@ import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { archiveEvent, archiveKeyOf } from './archive-event.ts';
 import { factsFromEvent, type Matter, matches, matterCache, recordHeld } from './holds.ts';
+import { completePendingPauses, trackReputation } from './reputation.ts';
 import { applyRetentionTriggers, recordPolicyChange } from './retention-triggers.ts';
 import { recordInTimeline } from './timeline.ts';
 
@@ -93,6 +94,9 @@ export async function start(
     throw error;
   });
   const matters = matterCache(redis);
+  const reputation = { redis, store, policy, log, thresholds: config.reputation };
+  // A pause whose audit event a crash left unwritten is recorded before new work.
+  await completePendingPauses(reputation);
   const mediaQueue = new Queue<MediaJobData>(QUEUES.media, { connection: redis, prefix: QUEUE_PREFIX });
 
   const process = async (job: Job<ArchiveJobData, ArchiveJobResult>): Promise<ArchiveJobResult> => {
@@ -121,6 +125,7 @@ export async function start(
         result = await archiveEvent(store, policy, event, { legalHold: holding.length > 0 });
         await applyLateHolds(store, redis, matters, event, result, holding);
         await recordInTimeline(redis, event, result.key);
+        await trackReputation(reputation, event);
         await applyRetentionTriggers({ redis, store, policy, log }, event, result);
         await enqueueMedia(mediaQueue, event, result);
       } catch (error) {
@@ -158,6 +163,7 @@ export async function start(
     concurrency: options.concurrency ?? 16,
     retryBaseMs: options.retryBaseMs,
     retryCapMs: options.retryCapMs,
+    stalledJobMs: config.stalledJobMs,
   });
   const archiveQueue = new Queue(QUEUES.archive, { connection: redis, prefix: QUEUE_PREFIX });
   const ops = await startOpsServer({
@@ -211,12 +217,17 @@ async function enqueueMedia(
         provider: String(event.data.provider ?? 'unknown'),
         messageKey: archived.key,
         retainUntil: archived.retainUntil,
+        subject: event.subject,
+        category: event.category,
         media: m,
       },
+      // The fetcher's capped, jittered backoff (1 s doubling to 60 s: about ten minutes over 20
+      // attempts) rides out a provider blip; permanent failures skip it. Failed jobs are kept.
       opts: {
         jobId: `${event.id}-${m.index}`,
-        attempts: 8,
-        backoff: { type: 'exponential', delay: 5000 },
+        attempts: 20,
+        backoff: { type: 'holdfast' },
+        removeOnComplete: { age: 24 * 3600, count: 10_000 },
         removeOnFail: false,
       },
     })),

@@ -13,6 +13,32 @@ export {
   releaseHold,
 } from './holds.ts';
 export { archiveOperatorAction, OPERATOR_CATEGORY, type OperatorAction } from './operator-event.ts';
+export {
+  type ClearInput,
+  clearPause,
+  completePendingPauses,
+  countEvent,
+  EmailAlreadyPausedError,
+  EmailNotPausedError,
+  type EmailPause,
+  evaluateReputation,
+  listPauses,
+  type PauseInput,
+  pauseEmail,
+  pauseKey,
+  REPUTATION_ACTOR,
+  type ReputationContext,
+  type ReputationKind,
+  type ReputationRate,
+  type ReputationReport,
+  type ReputationThresholds,
+  readPause,
+  reputationCountKey,
+  reputationKindOf,
+  reputationOf,
+  reputationSinceKey,
+  trackReputation,
+} from './reputation.ts';
 export { applyRetentionTriggers, recordPolicyChange } from './retention-triggers.ts';
 export { rebuildSubjectIndex, subjectVersions } from './subject-index.ts';
 export {

@@ -37,13 +37,6 @@ export class ProviderNotConfiguredError extends HoldfastError {
   }
 }
 
-/** The channel is part of the API but its sending is not built yet. */
-export class ChannelNotAvailableError extends HoldfastError {
-  constructor(channel: string) {
-    super('HOLDFAST_ERR_CHANNEL_NOT_AVAILABLE', `sending ${channel} messages is not available yet`);
-  }
-}
-
 /** Redis (idempotency keys, the read model) cannot be reached: retry later. */
 export class DependencyUnavailableError extends HoldfastError {
   constructor(what: string, cause: unknown) {
@@ -72,7 +65,6 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = Object.freeze({
   HOLDFAST_ERR_BODY_TOO_LARGE: 413,
   HOLDFAST_ERR_UNSUPPORTED_MEDIA_TYPE: 415,
   HOLDFAST_ERR_IDEMPOTENCY_KEY_REUSED: 422,
-  HOLDFAST_ERR_CHANNEL_NOT_AVAILABLE: 501,
   HOLDFAST_ERR_SUBSCRIPTION_CONFIRM: 502,
   HOLDFAST_ERR_CERTIFICATE_FETCH: 503,
   HOLDFAST_ERR_NOT_DURABLE: 503,

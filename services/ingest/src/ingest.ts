@@ -57,7 +57,7 @@ export async function start(
   const deps: IngestDeps = {
     config,
     writer,
-    submitter: createSubmitter(writer, policy),
+    submitter: createSubmitter(writer, policy, config.channels),
     redis,
     apiKeys,
     log,

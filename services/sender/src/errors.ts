@@ -67,7 +67,11 @@ export class NotArchivedError extends HoldfastError {
 
 /** A transport's configuration is incomplete (e.g. `twilio` without an account SID). */
 export class TransportConfigError extends HoldfastError {
+  /** What is missing, usually the environment variable to set (e.g. `HOLDFAST_TWILIO_AUTH_TOKEN`). */
+  readonly missing: string;
+
   constructor(transport: string, missing: string) {
     super('HOLDFAST_ERR_TRANSPORT_CONFIG', `the ${transport} transport needs ${missing}`);
+    this.missing = missing;
   }
 }

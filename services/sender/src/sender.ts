@@ -2,14 +2,14 @@ import { join } from 'node:path';
 import {
   type ArchiveJobResult,
   createLogger,
-  type EmailSubmittedData,
   type EventEnvelope,
+  emailPauseKey,
   type HoldfastConfig,
   type Logger,
-  newEvent,
+  type OutboundChannel,
   parseEvent,
   QUEUE_PREFIX,
-  QUEUES,
+  SEND_QUEUES,
   type SendJobData,
   sha256Hex,
 } from '@holdfast/core';
@@ -20,137 +20,146 @@ import {
   startOpsServer,
   startQueueWorker,
 } from '@holdfast/producer';
-import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
-import { NotArchivedError } from './errors.ts';
-import { type EmailTransport, emailTransportFromConfig } from './transports/index.ts';
+import { DelayedError, type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
+import { NotArchivedError, SendError } from './errors.ts';
+import { type Outbound, outboundOf } from './outbound.ts';
+import { SendAttempts, type SendJobResult } from './send-attempts.ts';
+import {
+  type EmailTransport,
+  emailTransportFromConfig,
+  type SmsTransport,
+  smsTransportFromConfig,
+  type Transport,
+  type WhatsAppTransport,
+  whatsappTransportFromConfig,
+} from './transports/index.ts';
 
 export interface SenderOptions {
   /** Use this transport instead of the one `HOLDFAST_EMAIL_TRANSPORT` names. The sender closes it. */
   emailTransport?: EmailTransport;
+  /** Use this transport instead of the one `HOLDFAST_SMS_TRANSPORT` names. The sender closes it. */
+  smsTransport?: SmsTransport;
+  /** Use this transport instead of the one `HOLDFAST_WHATSAPP_TRANSPORT` names. The sender closes it. */
+  whatsappTransport?: WhatsAppTransport;
   logger?: Logger;
-  /** Send jobs processed at once by this replica. @defaultValue 8 */
+  /** Send jobs processed at once per channel by this replica. @defaultValue 8 */
   concurrency?: number;
   /** @defaultValue 1000 */
   retryBaseMs?: number;
   /** @defaultValue 60000 */
   retryCapMs?: number;
-  /** Passed to the sender's own event writer (for `message.sent`). @defaultValue 15000 */
+  /** Passed to the sender's own event writer (for the send outcome events). @defaultValue 15000 */
   redeliverAfterMs?: number;
-}
-
-export interface SendJobResult {
-  providerMessageId: string;
-  sentEventId: string;
-  /** False when an earlier delivery of this job already sent it (nothing was sent again). */
-  sentNow: boolean;
+  /** While a project's email is paused, its send jobs wait this long before looking again. @defaultValue 30000 */
+  pauseRecheckMs?: number;
 }
 
 export interface SenderHandle {
   /** Where /healthz, /readyz and /metrics answer. */
   readonly opsUrl: string;
-  readonly worker: Worker<SendJobData, SendJobResult>;
+  /** One worker per channel. */
+  readonly workers: Readonly<Record<OutboundChannel, Worker<SendJobData, SendJobResult>>>;
   close(): Promise<void>;
 }
 
-/** How long a "this message was sent" marker is kept to stop a re-delivered job from sending twice. */
-const SENT_MARKER_TTL_SECONDS = 30 * 24 * 3600;
-
 /**
- * Start the sender: consume send jobs (each the parent of its archive job, so it only runs after
- * the archive write completed), hand the archived bytes to the transport, and record
- * `message.sent` through the same spool -> archive path.
+ * Start the sender: one worker per channel consumes its send jobs, hands the message to the
+ * channel's transport, and records every attempt and outcome as events through the same spool ->
+ * archive path. Fail-closed messages (their send job is the parent of the archive job) are only
+ * sent once the archive write holds exactly these bytes.
  */
 export async function start(
   config: Readonly<HoldfastConfig>,
   options: SenderOptions = {},
 ): Promise<SenderHandle> {
   if (!config.redisUrl) throw new Error('the sender needs REDIS_URL');
+  const redisUrl = config.redisUrl;
   const log = options.logger ?? createLogger({ name: 'holdfast-sender', level: config.logLevel });
-  const transport = options.emailTransport ?? emailTransportFromConfig(config);
+  const transports = {
+    email: options.emailTransport ?? emailTransportFromConfig(config),
+    sms: options.smsTransport ?? smsTransportFromConfig(config),
+    whatsapp: options.whatsappTransport ?? whatsappTransportFromConfig(config),
+  };
   const writer = await EventWriter.open({
     spoolDir: join(config.spoolDir, 'sender'),
-    redisUrl: config.redisUrl,
+    redisUrl,
     logger: log,
     redeliverAfterMs: options.redeliverAfterMs,
   });
-  const redis = createRedisConnection(config.redisUrl, 'worker', 'holdfast-sender-markers', log);
+  const redis = createRedisConnection(redisUrl, 'worker', 'holdfast-sender-markers', log);
+  const attempts = new SendAttempts(redis, writer, log);
 
-  const process = async (job: Job<SendJobData, SendJobResult>): Promise<SendJobResult> => {
-    const event = parseEvent(job.data.event);
-    if (event.type !== 'message.submitted' || event.channel !== 'email') {
-      throw new UnrecoverableError(`send-email job ${job.id} carries a ${event.channel} ${event.type} event`);
-    }
-    const data = event.data as EmailSubmittedData;
-    await requireArchived(job, event, data);
-
-    // A re-delivered job (stalled worker, crash after the send) finds the marker and does not send again.
-    const markerKey = `${QUEUE_PREFIX}:sent:${event.id}`;
-    const earlier = await redis.get(markerKey);
-    if (earlier) {
-      const sent = parseEvent(JSON.parse(earlier));
-      await writer.submit(sent, 'archive');
-      return { providerMessageId: String(sent.data.providerMessageId), sentEventId: sent.id, sentNow: false };
-    }
-
-    let providerMessageId: string;
-    try {
-      ({ providerMessageId } = await transport.send({
-        eventId: event.id,
-        project: event.project,
-        raw: Buffer.from(data.mime, 'utf8'),
-        from: data.envelope.from,
-        to: data.envelope.to,
-      }));
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === 'HOLDFAST_ERR_SEND_REJECTED') {
-        log.error(
-          { jobId: job.id, eventId: event.id, code, err: (error as Error).message },
-          'send rejected permanently',
+  const processorFor =
+    <C extends OutboundChannel>(channel: C, transport: Transport<Outbound<C>['message']>) =>
+    async (job: Job<SendJobData, SendJobResult>, token?: string): Promise<SendJobResult> => {
+      const event = parseEvent(job.data.event);
+      if (event.type !== 'message.submitted' || event.channel !== channel) {
+        throw new UnrecoverableError(
+          `${SEND_QUEUES[channel]} job ${job.id} carries a ${event.channel} ${event.type} event`,
         );
-        throw new UnrecoverableError((error as Error).message);
       }
-      log.warn(
-        { jobId: job.id, eventId: event.id, attempt: job.attemptsMade + 1, err: (error as Error).message },
-        'send failed; will retry',
-      );
-      throw error;
-    }
+      const outbound = outboundOf(channel, event);
+      if (outbound.failMode === 'closed') await requireArchived(job, event, outbound.archivedSha256);
+      // A reputation pause holds the project's email: the job waits (no attempt spent), nothing is dropped.
+      if (channel === 'email' && (await redis.exists(emailPauseKey(event.project)))) {
+        await job.moveToDelayed(Date.now() + (options.pauseRecheckMs ?? 30_000), token);
+        throw new DelayedError();
+      }
+      try {
+        const result = await attempts.deliver(event, outbound.message, transport, outbound.delivery);
+        log.info(
+          { jobId: job.id, eventId: event.id, channel, outcome: result.outcome, transport: transport.name },
+          'send settled',
+        );
+        return result;
+      } catch (error) {
+        if (error instanceof SendError && !error.retryable) {
+          log.error(
+            { jobId: job.id, eventId: event.id, channel, code: error.code, providerCode: error.providerCode },
+            'send rejected permanently',
+          );
+          throw new UnrecoverableError(error.message);
+        }
+        log.warn(
+          {
+            jobId: job.id,
+            eventId: event.id,
+            channel,
+            attempt: job.attemptsMade + 1,
+            err: (error as Error).message,
+          },
+          'send failed; will retry',
+        );
+        throw error;
+      }
+    };
 
-    const sent = newEvent({
-      type: 'message.sent',
-      occurredAt: new Date(),
-      project: event.project,
-      channel: 'email',
-      direction: 'outbound',
-      subject: event.subject,
-      category: event.category,
-      data: { transport: transport.name, providerMessageId, attempt: job.attemptsMade + 1 },
+  const workers = {} as Record<OutboundChannel, Worker<SendJobData, SendJobResult>>;
+  for (const channel of ['email', 'sms', 'whatsapp'] as const) {
+    workers[channel] = await startQueueWorker<SendJobData, SendJobResult>({
+      queue: SEND_QUEUES[channel],
+      name: `holdfast-sender-${channel}`,
+      redisUrl,
+      process: processorFor(channel, transports[channel] as Transport<Outbound<typeof channel>['message']>),
+      log,
+      concurrency: options.concurrency ?? 8,
+      retryBaseMs: options.retryBaseMs,
+      retryCapMs: options.retryCapMs,
+      stalledJobMs: config.stalledJobMs,
     });
-    // The marker holds the whole event so a retry records the very same event (same id, same key).
-    await redis.set(markerKey, JSON.stringify(sent), 'EX', SENT_MARKER_TTL_SECONDS);
-    await writer.submit(sent, 'archive');
-    log.info({ jobId: job.id, eventId: event.id, providerMessageId, transport: transport.name }, 'sent');
-    return { providerMessageId, sentEventId: sent.id, sentNow: true };
-  };
-
-  const worker = await startQueueWorker<SendJobData, SendJobResult>({
-    queue: QUEUES.sendEmail,
-    name: 'holdfast-sender',
-    redisUrl: config.redisUrl,
-    process,
-    log,
-    concurrency: options.concurrency ?? 8,
-    retryBaseMs: options.retryBaseMs,
-    retryCapMs: options.retryCapMs,
-  });
-  log.info({ transport: transport.name }, 'sender started');
+  }
+  log.info(
+    { email: transports.email.name, sms: transports.sms.name, whatsapp: transports.whatsapp.name },
+    'sender started',
+  );
 
   let closed = false;
-  const sendQueue = new Queue(QUEUES.sendEmail, { connection: redis, prefix: QUEUE_PREFIX });
+  const sendQueues = Object.values(SEND_QUEUES).map(
+    (name) => new Queue(name, { connection: redis, prefix: QUEUE_PREFIX }),
+  );
   const ops = await startOpsServer({
     port: config.metricsPort,
-    queues: [sendQueue],
+    queues: sendQueues,
     checks: {
       redis: async () => (await redis.ping()) && 'ok',
       spool: async () =>
@@ -160,16 +169,16 @@ export async function start(
   });
 
   return {
-    worker,
+    workers,
     opsUrl: ops.url,
     async close() {
       if (closed) return;
       closed = true;
-      await closeQueueWorker(worker);
+      await Promise.all(Object.values(workers).map((w) => closeQueueWorker(w)));
       await ops.close();
-      await sendQueue.close();
+      await Promise.all(sendQueues.map((q) => q.close()));
       await writer.close();
-      await transport.close();
+      await Promise.all(Object.values(transports).map((t) => t.close()));
       redis.disconnect();
     },
   };
@@ -179,14 +188,14 @@ export async function start(
  * Defence in depth for fail-closed: the flow already keeps this job waiting for its archive
  * child, but the send also checks that the child archived exactly these bytes.
  */
-async function requireArchived(job: Job, event: EventEnvelope, data: EmailSubmittedData): Promise<void> {
+async function requireArchived(job: Job, event: EventEnvelope, sha256: string): Promise<void> {
   const children = Object.values(await job.getChildrenValues<ArchiveJobResult>());
   if (children.length !== 1)
     throw new UnrecoverableError(
       new NotArchivedError(event.id, `${children.length} archive results`).message,
     );
-  const archived = children[0]!;
-  if (archived.sha256 !== data.sha256 || sha256Hex(data.mime) !== data.sha256) {
+  const mime = event.channel === 'email' ? String(event.data.mime) : undefined;
+  if (children[0]!.sha256 !== sha256 || (mime !== undefined && sha256Hex(mime) !== sha256)) {
     throw new UnrecoverableError(
       new NotArchivedError(event.id, 'archived hash differs from the message').message,
     );

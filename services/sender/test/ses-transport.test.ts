@@ -1,6 +1,8 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startSesServer, type TestSesServer } from '@holdfast/testkit/ses-server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PermanentSendError, SesTransport } from '../src/index.ts';
+import { PermanentSendError, SendError, SesTransport } from '../src/index.ts';
 
 const raw = Buffer.from('From: a@acme.example\r\nTo: b@x.example\r\nSubject: hi\r\n\r\nhello\r\n');
 const credentials = {
@@ -56,16 +58,95 @@ describe('SesTransport (real @aws-sdk/client-sesv2 against SES on loopback)', ()
     expect((error as Error).message).toContain('Email address is not verified.');
   });
 
-  it('leaves throttling retryable (not a PermanentSendError)', async () => {
-    ses.failNext(
-      { status: 429, type: 'TooManyRequestsException', message: 'Maximum sending rate exceeded.' },
-      10,
-    );
-    const error = await transport
-      .send({ eventId: 'e-3', project: 'acme', raw, from: 'a@acme.example', to: ['b@x.example'] })
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(Error);
+  it.each(['TooManyRequestsException', 'LimitExceededException', 'SendingPausedException'])(
+    'retries %s, knowing SES did not take the message (one call: the SDK does not retry)',
+    async (type) => {
+      ses.failNext({ status: type === 'TooManyRequestsException' ? 429 : 400, type, message: 'slow down' });
+      const error = await transport
+        .send({ eventId: 'e-3', project: 'acme', raw, from: 'a@acme.example', to: ['b@x.example'] })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SendError);
+      expect(error).not.toBeInstanceOf(PermanentSendError);
+      expect(error).toMatchObject({ retryable: true, reachedProvider: 'no', providerCode: type });
+      expect(ses.sent).toHaveLength(0);
+    },
+  );
+
+  it('reports the permanent rejection with its HTTP status', async () => {
+    ses.failNext({ status: 400, type: 'BadRequestException', message: 'Missing required field' });
+    const error = await send(transport);
+    expect(error).toBeInstanceOf(PermanentSendError);
+    expect(error).toMatchObject({ retryable: false, reachedProvider: 'no', status: 400 });
+  });
+
+  it('retries a 5xx without knowing whether SES took the message', async () => {
+    ses.failNext({ status: 500, type: 'InternalFailure', message: 'We encountered an internal error.' });
+    const error = await send(transport);
+    expect(error).toMatchObject({
+      retryable: true,
+      reachedProvider: 'unknown',
+      status: 500,
+      providerCode: 'InternalFailure',
+    });
+  });
+
+  it('retries refused credentials or permissions (a config problem must not dead-letter every email)', async () => {
+    ses.failNext({
+      status: 403,
+      type: 'AccessDeniedException',
+      message: 'not authorized to perform ses:SendEmail',
+    });
+    const error = await send(transport);
     expect(error).not.toBeInstanceOf(PermanentSendError);
-    expect((error as Error).name).toBe('TooManyRequestsException');
+    expect(error).toMatchObject({ retryable: true, reachedProvider: 'no', status: 403 });
+  });
+
+  it('times out after timeoutMs with reachedProvider unknown', async () => {
+    // An endpoint that takes the request and never answers.
+    const silent = createServer((req) => {
+      req.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const slow = new SesTransport({
+      region: 'eu-west-1',
+      endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      credentials,
+      timeoutMs: 200,
+    });
+    try {
+      const error = await send(slow);
+      expect(error).toMatchObject({ retryable: true, reachedProvider: 'unknown' });
+      expect(error.message).toContain('no answer within 200 ms');
+    } finally {
+      await slow.close();
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  it('reports a refused connection as never reached', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const unreachable = new SesTransport({
+      region: 'eu-west-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      credentials,
+    });
+    try {
+      const error = await send(unreachable);
+      expect(error).toMatchObject({ retryable: true, reachedProvider: 'no' });
+    } finally {
+      await unreachable.close();
+    }
   });
 });
+
+async function send(transport: SesTransport): Promise<SendError> {
+  const error = await transport
+    .send({ eventId: 'e-9', project: 'acme', raw, from: 'a@acme.example', to: ['b@x.example'] })
+    .catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(SendError);
+  return error as SendError;
+}

@@ -1,8 +1,8 @@
 import { readMessage } from '@holdfast/archiver';
 import { ValidationError } from '@holdfast/core';
-import type { EmailInput, RecordInput } from '@holdfast/producer';
+import type { Accepted, EmailInput, RecordInput, SmsInput, WhatsAppInput } from '@holdfast/producer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ChannelNotAvailableError, DependencyUnavailableError } from '../errors.ts';
+import { DependencyUnavailableError } from '../errors.ts';
 import { withIdempotency } from '../idempotency.ts';
 import type { IngestDeps } from '../ingest-deps.ts';
 
@@ -28,20 +28,23 @@ export async function apiRoutes(app: FastifyInstance, deps: IngestDeps): Promise
     return req.body;
   };
 
-  app.post('/v1/messages/email', async (req, reply) => {
-    const owner = project(req);
-    const body = requireJson(req);
-    const result = await withIdempotency(deps.redis, owner, idempotencyKey(req), body, async () => ({
-      status: 202,
-      body: await deps.submitter.sendEmail(owner, body as EmailInput),
-    }));
-    return reply.code(result.status).header('idempotent-replayed', String(result.replayed)).send(result.body);
-  });
-
-  for (const channel of ['sms', 'whatsapp'] as const) {
-    app.post(`/v1/messages/${channel}`, async (req) => {
-      project(req);
-      throw new ChannelNotAvailableError(channel);
+  const messageRoutes: Record<string, (owner: string, body: unknown) => Promise<Accepted>> = {
+    email: (owner, body) => deps.submitter.sendEmail(owner, body as EmailInput),
+    sms: (owner, body) => deps.submitter.sendSms(owner, body as SmsInput),
+    whatsapp: (owner, body) => deps.submitter.sendWhatsApp(owner, body as WhatsAppInput),
+  };
+  for (const [channel, submit] of Object.entries(messageRoutes)) {
+    app.post(`/v1/messages/${channel}`, async (req, reply) => {
+      const owner = project(req);
+      const body = requireJson(req);
+      const result = await withIdempotency(deps.redis, owner, idempotencyKey(req), body, async () => ({
+        status: 202,
+        body: await submit(owner, body),
+      }));
+      return reply
+        .code(result.status)
+        .header('idempotent-replayed', String(result.replayed))
+        .send(result.body);
     });
   }
 

@@ -1,0 +1,202 @@
+import {
+  type DeliveryPolicy,
+  type EventEnvelope,
+  type Logger,
+  newEvent,
+  parseEvent,
+  QUEUE_PREFIX,
+} from '@holdfast/core';
+import type { EventWriter } from '@holdfast/producer';
+import type { Redis } from 'ioredis';
+import { SendError } from './errors.ts';
+import type { Transport } from './transports/index.ts';
+
+/** How long the outcome of a send is remembered, to stop a re-delivered job from sending again. */
+const OUTCOME_TTL_SECONDS = 30 * 24 * 3600;
+
+/**
+ * `sent`: the provider accepted it (now, or by an attempt a lookup found). `uncertain`: an earlier
+ * attempt may have gone out, the provider cannot tell, and the policy is at-most-once: not resent.
+ * `rejected`: the provider refused it for good.
+ */
+export type SendOutcome = 'sent' | 'uncertain' | 'rejected';
+
+export interface SendJobResult {
+  outcome: SendOutcome;
+  providerMessageId?: string;
+  /** The event that records the outcome (`message.sent`, `.send-uncertain` or `.send-failed`). */
+  outcomeEventId: string;
+  /** False when an earlier delivery of this job already settled it: nothing was sent now. */
+  sentNow: boolean;
+}
+
+/** What the earlier, unresolved attempt left in Redis. */
+interface OpenAttempt {
+  attempt: number;
+  startedAt: Date;
+}
+
+/**
+ * The delivery guarantee. Before every provider call a `message.send-attempted` event is spooled
+ * (fsync) and an attempt marker set in Redis; the outcome is then recorded as an event and a
+ * Redis outcome marker. A retry therefore finds one of three states:
+ * - an outcome marker: the send is settled; the outcome event is recorded again (same id), nothing sent;
+ * - an attempt marker without an outcome: the earlier attempt crashed or timed out after calling
+ *   the provider. It is resolved by asking the provider (`lookup`) where the API allows; where
+ *   it does not, a `message.send-uncertain` event is recorded and the channel's delivery policy
+ *   decides: at-least-once sends again, at-most-once does not;
+ * - neither: no call reached the provider; send.
+ * An error answer from the provider (it did not accept the message) clears the attempt marker,
+ * so only calls whose fate is unknown ever count as uncertain.
+ */
+export class SendAttempts {
+  readonly #redis: Redis;
+  readonly #writer: EventWriter;
+  readonly #log: Logger;
+
+  constructor(redis: Redis, writer: EventWriter, log: Logger) {
+    this.#redis = redis;
+    this.#writer = writer;
+    this.#log = log;
+  }
+
+  async deliver<M>(
+    event: EventEnvelope,
+    message: M,
+    transport: Transport<M>,
+    delivery: DeliveryPolicy,
+  ): Promise<SendJobResult> {
+    const outcomeKey = `${QUEUE_PREFIX}:send-outcome:${event.id}`;
+    const attemptKey = `${QUEUE_PREFIX}:send-attempt:${event.id}`;
+    const settled = await this.#redis.get(outcomeKey);
+    if (settled) return this.#replay(parseEvent(JSON.parse(settled)));
+
+    const open = await this.#openAttempt(attemptKey);
+    const outcome = (type: string, data: object) =>
+      newEvent({
+        type,
+        occurredAt: new Date(),
+        project: event.project,
+        channel: event.channel,
+        direction: 'outbound',
+        subject: event.subject,
+        category: event.category,
+        data: { transport: transport.name, ...data },
+      });
+    const settle = async (recorded: EventEnvelope): Promise<void> => {
+      // The marker holds the whole event so a retry records the very same event (same id, same key).
+      await this.#redis.set(outcomeKey, JSON.stringify(recorded), 'EX', OUTCOME_TTL_SECONDS);
+      await this.#writer.submit(recorded, 'archive');
+      await this.#redis.del(attemptKey);
+    };
+
+    if (open) {
+      if (transport.lookup) {
+        const found = await transport.lookup(message, open.startedAt);
+        if (found.found) {
+          const sent = outcome('message.sent', {
+            providerMessageId: found.providerMessageId,
+            attempt: open.attempt,
+            resolvedBy: 'lookup',
+          });
+          await settle(sent);
+          this.#log.info(
+            { eventId: event.id, attempt: open.attempt },
+            'earlier attempt found at the provider',
+          );
+          return {
+            outcome: 'sent',
+            providerMessageId: found.providerMessageId,
+            outcomeEventId: sent.id,
+            sentNow: false,
+          };
+        }
+        this.#log.info(
+          { eventId: event.id, attempt: open.attempt },
+          'earlier attempt not at the provider; sending',
+        );
+      } else {
+        const resolution = delivery === 'at-most-once' ? 'not-resent' : 'resent';
+        const uncertain = outcome('message.send-uncertain', {
+          attempt: open.attempt,
+          policy: delivery,
+          resolution,
+        });
+        this.#log.warn(
+          { eventId: event.id, attempt: open.attempt, policy: delivery, resolution },
+          'earlier attempt may have been sent; the provider cannot be asked',
+        );
+        if (resolution === 'not-resent') {
+          await settle(uncertain);
+          return { outcome: 'uncertain', outcomeEventId: uncertain.id, sentNow: false };
+        }
+        await this.#writer.submit(uncertain, 'archive');
+      }
+    }
+
+    const attempt = (open?.attempt ?? 0) + 1;
+    await this.#writer.submit(outcome('message.send-attempted', { attempt }), 'archive');
+    await this.#redis.hset(attemptKey, { attempt, startedAt: new Date().toISOString() });
+    await this.#redis.expire(attemptKey, OUTCOME_TTL_SECONDS);
+
+    let providerMessageId: string;
+    try {
+      ({ providerMessageId } = await transport.send(message));
+    } catch (error) {
+      const failure = asSendError(transport.name, error);
+      // The provider answered with an error: this attempt certainly did not send.
+      if (failure.reachedProvider === 'no') await this.#redis.del(attemptKey);
+      if (!failure.retryable) {
+        const rejected = outcome('message.send-failed', {
+          attempt,
+          reason: failure.message,
+          ...(failure.providerCode ? { providerCode: failure.providerCode } : {}),
+          ...(failure.status ? { status: failure.status } : {}),
+        });
+        await settle(rejected);
+      }
+      throw failure;
+    }
+    const sent = outcome('message.sent', { providerMessageId, attempt });
+    await settle(sent);
+    return { outcome: 'sent', providerMessageId, outcomeEventId: sent.id, sentNow: true };
+  }
+
+  async #openAttempt(key: string): Promise<OpenAttempt | undefined> {
+    const fields = await this.#redis.hgetall(key);
+    if (!fields.attempt) return undefined;
+    return { attempt: Number(fields.attempt), startedAt: new Date(fields.startedAt ?? 0) };
+  }
+
+  async #replay(recorded: EventEnvelope): Promise<SendJobResult> {
+    await this.#writer.submit(recorded, 'archive');
+    const providerMessageId = recorded.data.providerMessageId;
+    const outcome: SendOutcome =
+      recorded.type === 'message.sent'
+        ? 'sent'
+        : recorded.type === 'message.send-failed'
+          ? 'rejected'
+          : 'uncertain';
+    if (outcome === 'rejected')
+      throw new SendError(String(recorded.data.transport), String(recorded.data.reason), {
+        retryable: false,
+        reachedProvider: 'no',
+      });
+    return {
+      outcome,
+      ...(typeof providerMessageId === 'string' ? { providerMessageId } : {}),
+      outcomeEventId: recorded.id,
+      sentNow: false,
+    };
+  }
+}
+
+/** Anything a transport threw that is not a SendError is treated as a call of unknown fate. */
+function asSendError(transport: string, error: unknown): SendError {
+  if (error instanceof SendError) return error;
+  return new SendError(transport, (error as Error)?.message ?? String(error), {
+    retryable: true,
+    reachedProvider: 'unknown',
+    cause: error,
+  });
+}
