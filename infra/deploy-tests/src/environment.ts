@@ -15,6 +15,7 @@ export const PENDING_IN_CORE: Readonly<Record<string, string>> = Object.freeze({
 export const SECRET_VARIABLES: Readonly<Record<string, { services: readonly string[]; use: string }>> =
   Object.freeze({
     HOLDFAST_API_KEYS: { services: ['ingest'], use: 'ingest API keys' },
+    HOLDFAST_ADMIN_API_KEY: { services: ['ingest'], use: 'the operator pages on ingest (Bull Board)' },
     HOLDFAST_TWILIO_AUTH_TOKEN: {
       services: ['ingest', 'sender', 'media-fetcher'],
       use: 'Twilio webhook signatures, the Messages API and MMS media downloads',

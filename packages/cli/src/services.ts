@@ -10,4 +10,5 @@ export const SERVICES: Readonly<Record<string, () => Promise<Start>>> = Object.f
   archiver: async () => (await import('@holdfast/archiver')).start,
   sender: async () => (await import('@holdfast/sender')).start,
   ingest: async () => (await import('@holdfast/ingest')).start,
+  'media-fetcher': async () => (await import('@holdfast/media-fetcher')).start,
 });

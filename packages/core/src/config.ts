@@ -86,6 +86,7 @@ const envSchema = z.object({
       'must be "<project>:<key>[,<project>:<key>…]" with keys of 16+ characters',
     )
     .optional(),
+  HOLDFAST_ADMIN_API_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   HOLDFAST_PUBLIC_BASE_URL: url.optional(),
   HOLDFAST_TWILIO_AUTH_TOKEN: z.string().min(1).optional(),
   HOLDFAST_WHATSAPP_APP_SECRET: z.string().min(1).optional(),
@@ -155,6 +156,8 @@ export interface HoldfastConfig {
   reputation: { bounceRate: number; complaintRate: number; windowHours: number; minSends: number };
   retentionPolicyPath: string | undefined;
   apiKeys: string | undefined;
+  /** Ingest: the key for the operator pages (`/admin/queues`); unset turns them off. */
+  adminApiKey: string | undefined;
   /** Ingest: the public URL providers call (behind a proxy the local URL differs; Twilio signs the public one). */
   publicBaseUrl: string | undefined;
   twilioAuthToken: string | undefined;
@@ -228,6 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     }),
     retentionPolicyPath: e.HOLDFAST_RETENTION_POLICY,
     apiKeys: e.HOLDFAST_API_KEYS,
+    adminApiKey: e.HOLDFAST_ADMIN_API_KEY,
     publicBaseUrl: e.HOLDFAST_PUBLIC_BASE_URL,
     twilioAuthToken: e.HOLDFAST_TWILIO_AUTH_TOKEN,
     whatsappAppSecret: e.HOLDFAST_WHATSAPP_APP_SECRET,

@@ -6,6 +6,7 @@ export type {
   ObjectStore,
   ObjectVersionOptions,
   ObjectVersionSummary,
+  PutObjectFileBody,
   PutObjectInput,
   PutObjectResult,
   RetentionMode,

@@ -4,7 +4,7 @@ import { link, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HoldfastError } from '@holdfast/core';
-import { fsyncDir, mkdirDurable, writeFileSynced } from './durable-fs.ts';
+import { copyFileSynced, fsyncDir, mkdirDurable, writeFileSynced } from './durable-fs.ts';
 import {
   ChecksumMismatchError,
   InvalidKeyError,
@@ -19,6 +19,7 @@ import {
   StoreCorruptError,
   StoreUnavailableError,
 } from './errors.ts';
+import { checkFileBody, isFileBody } from './file-body.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import {
   blobName,
@@ -192,9 +193,15 @@ export class LocalWormStore implements ObjectStore {
   put(input: PutObjectInput): Promise<PutObjectResult> {
     return this.#op('put', async () => {
       const v = validatePutInput(input, this.#clock());
-      const actual = sha256Hex(v.body);
-      if (actual !== v.sha256) {
-        throw new ChecksumMismatchError(v.key, `body SHA-256 is ${actual} but ${v.sha256} was declared`);
+      const body = v.body;
+      if (isFileBody(body)) {
+        // A file's hash is checked while it is copied in, so it is read once and never held whole.
+        await checkFileBody(body);
+      } else {
+        const actual = sha256Hex(body);
+        if (actual !== v.sha256) {
+          throw new ChecksumMismatchError(v.key, `body SHA-256 is ${actual} but ${v.sha256} was declared`);
+        }
       }
       const dir = keyDir(this.#root, v.key);
       return this.#mutex.run(v.key, async () => {
@@ -206,7 +213,7 @@ export class LocalWormStore implements ObjectStore {
           format: 1,
           key: v.key,
           versionId,
-          size: v.body.byteLength,
+          size: isFileBody(body) ? body.size : body.byteLength,
           sha256: v.sha256,
           contentType: v.contentType,
           metadata: v.metadata,
@@ -223,7 +230,18 @@ export class LocalWormStore implements ObjectStore {
         let blobPlaced = false;
         let committed = false;
         try {
-          await writeFileSynced(tmpBlob, v.body);
+          if (isFileBody(body)) {
+            const copied = await copyFileSynced(body.path, tmpBlob);
+            if (copied.size !== body.size || copied.sha256 !== v.sha256) {
+              throw new ChecksumMismatchError(
+                v.key,
+                `file ${body.path} has ${copied.size} bytes with SHA-256 ${copied.sha256}; ` +
+                  `${body.size} bytes with SHA-256 ${v.sha256} were declared`,
+              );
+            }
+          } else {
+            await writeFileSynced(tmpBlob, body);
+          }
           await writeFileSynced(tmpManifest, JSON.stringify(manifest));
           await rename(tmpBlob, finalBlob);
           blobPlaced = true;

@@ -1,12 +1,27 @@
 /** Only COMPLIANCE: nobody, root included, can shorten or remove it. */
 export type RetentionMode = 'COMPLIANCE';
 
+/**
+ * A body read from a file while it is stored, so an object larger than memory (downloaded media)
+ * never has to be held whole. The file must not change until the put has resolved.
+ */
+export interface PutObjectFileBody {
+  /** Path of a regular file. */
+  path: string;
+  /** Its size in bytes; a file of another size is refused before anything is written. */
+  size: number;
+}
+
 export interface PutObjectInput {
   /** Object key: non-empty, no leading `/`, no `..`, no empty segments, no control characters. */
   key: string;
-  body: Uint8Array;
+  /** The bytes, or a file to stream them from. */
+  body: Uint8Array | PutObjectFileBody;
   contentType: string;
-  /** lowercase hex SHA-256 of body; the store verifies it (S3: sent as ChecksumSHA256 base64) */
+  /**
+   * lowercase hex SHA-256 of body; the store verifies it (local: while copying a file body;
+   * S3: sent as ChecksumSHA256 base64, and S3 refuses a body that does not match)
+   */
   sha256: string;
   /** Must lie in the future. Counted from the record's own date by the caller's retention policy. */
   retainUntil: Date;

@@ -1,3 +1,4 @@
+import { createReadStream, type ReadStream } from 'node:fs';
 import {
   DeleteObjectCommand,
   GetBucketVersioningCommand,
@@ -30,6 +31,7 @@ import {
   StoreCorruptError,
   StoreNotWormError,
 } from './errors.ts';
+import { bodySize, checkFileBody, isFileBody } from './file-body.ts';
 import type {
   ObjectHead,
   ObjectListEntry,
@@ -132,6 +134,9 @@ export function validateOptions(options: S3WormStoreOptions): ResolvedOptions {
   });
 }
 
+const quiet = () => {};
+const SILENT = { debug: quiet, info: quiet, warn: quiet, error: quiet };
+
 /** The store's client; shared with the bucket preflight (`s3-bucket-check.ts`). */
 export function createS3Client(resolved: ResolvedOptions): S3Client {
   return new S3Client({
@@ -139,6 +144,9 @@ export function createS3Client(resolved: ResolvedOptions): S3Client {
     ...(resolved.region === undefined ? {} : { region: resolved.region }),
     ...(resolved.credentials === undefined ? {} : { credentials: resolved.credentials }),
     forcePathStyle: resolved.forcePathStyle,
+    // Without a logger the SDK prints to the console when a streamed (file) put fails, as an
+    // expected conditional put does; the adapter turns every failure into a typed error instead.
+    logger: SILENT,
     // Several S3-compatible servers reject the SDK's default trailing (streamed) checksums; we
     // send our own SHA-256 as a header instead, which Object Lock puts require anyway.
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -204,9 +212,17 @@ export class S3WormStore implements ObjectStore {
   async put(input: PutObjectInput): Promise<PutObjectResult> {
     this.#assertOpen();
     const v = validatePutInput(input, this.#clock());
-    const actual = sha256Hex(v.body);
-    if (actual !== v.sha256) {
-      throw new ChecksumMismatchError(v.key, `body SHA-256 is ${actual} but ${v.sha256} was declared`);
+    // A file is streamed as it is read; S3 checks it against the ChecksumSHA256 header and
+    // refuses (BadDigest) a body that does not match, so it need not be read twice.
+    let stream: ReadStream | undefined;
+    if (isFileBody(v.body)) {
+      await checkFileBody(v.body);
+      stream = createReadStream(v.body.path);
+    } else {
+      const actual = sha256Hex(v.body);
+      if (actual !== v.sha256) {
+        throw new ChecksumMismatchError(v.key, `body SHA-256 is ${actual} but ${v.sha256} was declared`);
+      }
     }
     const checksum = hexToBase64(v.sha256);
     try {
@@ -214,8 +230,8 @@ export class S3WormStore implements ObjectStore {
         new PutObjectCommand({
           Bucket: this.#bucket,
           Key: v.key,
-          Body: v.body,
-          ContentLength: v.body.byteLength,
+          Body: stream ?? (v.body as Uint8Array),
+          ContentLength: bodySize(v.body),
           ContentType: v.contentType,
           ChecksumSHA256: checksum,
           ObjectLockMode: 'COMPLIANCE',
@@ -247,6 +263,8 @@ export class S3WormStore implements ObjectStore {
         throw new ChecksumMismatchError(v.key, `S3 refused the body: ${failure.message}`);
       }
       throw toStoreError(this.description, 'PutObject', err);
+    } finally {
+      stream?.destroy();
     }
   }
 

@@ -1,5 +1,5 @@
 import { InvalidKeyError, InvalidObjectInputError } from './errors.ts';
-import type { PutObjectInput } from './object-store.ts';
+import type { PutObjectFileBody, PutObjectInput } from './object-store.ts';
 
 const MAX_KEY_BYTES = 1024;
 const MAX_METADATA_BYTES = 2048;
@@ -105,9 +105,25 @@ function validateMetadata(value: unknown): Record<string, string> {
   return out;
 }
 
+/** Bytes, or `{ path, size }` of a file to stream them from. */
+function validateBody(body: unknown): Uint8Array | PutObjectFileBody {
+  if (body instanceof Uint8Array) return body;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new InvalidObjectInputError('body', 'must be a Uint8Array or { path, size } of a file');
+  }
+  const { path, size } = body as Partial<PutObjectFileBody>;
+  if (typeof path !== 'string' || path === '' || CONTROL.test(path)) {
+    throw new InvalidObjectInputError('body.path', `${JSON.stringify(path)} is not a file path`);
+  }
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+    throw new InvalidObjectInputError('body.size', `${String(size)} is not a size in bytes`);
+  }
+  return Object.freeze({ path, size });
+}
+
 export interface ValidPutInput {
   key: string;
-  body: Uint8Array;
+  body: Uint8Array | PutObjectFileBody;
   contentType: string;
   sha256: string;
   retainUntil: Date;
@@ -120,7 +136,7 @@ export function validatePutInput(input: PutObjectInput, now: Date): ValidPutInpu
   if (typeof input !== 'object' || input === null)
     throw new InvalidObjectInputError('input', 'must be an object');
   const key = validateKey(input.key);
-  if (!(input.body instanceof Uint8Array)) throw new InvalidObjectInputError('body', 'must be a Uint8Array');
+  const body = validateBody(input.body);
   const contentType = input.contentType;
   if (
     typeof contentType !== 'string' ||
@@ -137,7 +153,7 @@ export function validatePutInput(input: PutObjectInput, now: Date): ValidPutInpu
   }
   return {
     key,
-    body: input.body,
+    body,
     contentType,
     sha256: validateSha256(input.sha256),
     retainUntil: validateFutureDate(input.retainUntil, 'retainUntil', now),

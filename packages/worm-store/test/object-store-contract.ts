@@ -3,7 +3,10 @@
  * Each test gets a fresh store from the factory and works under its own key prefix, so the suite
  * can also run against a shared real bucket.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ObjectStore, ObjectVersionSummary, PutObjectInput } from '../src/index.ts';
 
@@ -50,14 +53,24 @@ export function objectStoreContract(
 ): void {
   describe.skipIf(options.skip ?? false)(`ObjectStore contract: ${name}`, () => {
     let ctx: ContractContext;
+    let files: string;
 
     beforeEach(async () => {
       ctx = await open();
+      files = await mkdtemp(join(tmpdir(), 'holdfast-contract-files-'));
     });
 
     afterEach(async () => {
       await ctx?.close();
+      await rm(files, { recursive: true, force: true });
     });
+
+    /** A file of `bytes` for a file-body put. */
+    const file = async (name: string, bytes: Uint8Array) => {
+      const path = join(files, name);
+      await writeFile(path, bytes);
+      return { path, size: bytes.byteLength };
+    };
 
     const key = (name: string) => `${ctx.prefix}${name}`;
     const input = (name: string, text: string, extra: Partial<PutObjectInput> = {}): PutObjectInput => {
@@ -86,7 +99,7 @@ export function objectStoreContract(
       expect(head).toEqual({
         key: put.key,
         versionId: written.versionId,
-        size: put.body.byteLength,
+        size: (put.body as Uint8Array).byteLength,
         sha256: put.sha256,
         contentType: 'message/rfc822',
         mode: 'COMPLIANCE',
@@ -140,6 +153,99 @@ export function objectStoreContract(
         name: 'ChecksumMismatchError',
       });
       expect(await ctx.store.head(bad.key)).toBeUndefined();
+    });
+
+    it('streams a file body (several read chunks long) and round-trips its bytes, size and sha256', async () => {
+      // Larger than a file stream's 64 KiB chunks, and not a multiple of them.
+      const bytes = randomBytes(3 * 65_536 + 1234);
+      const body = await file('media.bin', bytes);
+      const retainUntil = secondsFrom(ctx.now(), 2 * HOUR);
+      const written = await ctx.store.put({
+        key: key('media/clip.bin'),
+        body,
+        contentType: 'video/mp4',
+        sha256: sha256(bytes),
+        retainUntil,
+        ifNoneMatch: true,
+        metadata: { 'media-index': '0' },
+      });
+      expect(written).toEqual({
+        key: key('media/clip.bin'),
+        versionId: expect.any(String),
+        sha256: sha256(bytes),
+      });
+      const head = await ctx.store.head(key('media/clip.bin'));
+      expect(head).toMatchObject({
+        versionId: written.versionId,
+        size: bytes.byteLength,
+        sha256: sha256(bytes),
+        contentType: 'video/mp4',
+        mode: 'COMPLIANCE',
+        retainUntil,
+        legalHold: false,
+        metadata: { 'media-index': '0' },
+      });
+      const got = await ctx.store.get(key('media/clip.bin'));
+      expect(Buffer.compare(Buffer.from(got.body), bytes)).toBe(0);
+    });
+
+    it('places a legal hold on a file body at put time and refuses a second conditional put of it', async () => {
+      const bytes = randomBytes(1000);
+      const body = await file('held.bin', bytes);
+      const put: PutObjectInput = {
+        key: key('held-file'),
+        body,
+        contentType: 'application/octet-stream',
+        sha256: sha256(bytes),
+        retainUntil: secondsFrom(ctx.now(), 2 * HOUR),
+        legalHold: true,
+        ifNoneMatch: true,
+      };
+      await ctx.store.put(put);
+      expect((await ctx.store.head(key('held-file')))?.legalHold).toBe(true);
+      await expect(ctx.store.put(put)).rejects.toMatchObject({ code: 'HOLDFAST_ERR_OBJECT_EXISTS' });
+      expect(await collect(ctx.store.listVersions(key('held-file')))).toHaveLength(1);
+    });
+
+    it('refuses a file body whose sha256 does not match with ChecksumMismatchError and writes nothing', async () => {
+      const bytes = randomBytes(2 * 65_536);
+      const body = await file('tampered.bin', bytes);
+      await expect(
+        ctx.store.put({
+          key: key('tampered-file'),
+          body,
+          contentType: 'application/octet-stream',
+          sha256: sha256(randomBytes(16)),
+          retainUntil: secondsFrom(ctx.now(), 2 * HOUR),
+        }),
+      ).rejects.toMatchObject({ code: 'HOLDFAST_ERR_CHECKSUM_MISMATCH', name: 'ChecksumMismatchError' });
+      expect(await ctx.store.head(key('tampered-file'))).toBeUndefined();
+    });
+
+    it('refuses a file body that is missing or not of the declared size before writing anything', async () => {
+      const bytes = randomBytes(100);
+      const body = await file('sized.bin', bytes);
+      const put = (b: { path: string; size: number }) =>
+        ctx.store.put({
+          key: key('sized-file'),
+          body: b,
+          contentType: 'application/octet-stream',
+          sha256: sha256(bytes),
+          retainUntil: secondsFrom(ctx.now(), 2 * HOUR),
+        });
+      await expect(put({ path: body.path, size: 99 })).rejects.toMatchObject({
+        code: 'HOLDFAST_ERR_INVALID_OBJECT_INPUT',
+        field: 'body.size',
+      });
+      await expect(put({ path: join(files, 'absent.bin'), size: 100 })).rejects.toMatchObject({
+        code: 'HOLDFAST_ERR_INVALID_OBJECT_INPUT',
+        field: 'body.path',
+      });
+      await expect(put({ path: body.path, size: -1 })).rejects.toMatchObject({
+        code: 'HOLDFAST_ERR_INVALID_OBJECT_INPUT',
+        field: 'body.size',
+      });
+      expect(await ctx.store.head(key('sized-file'))).toBeUndefined();
     });
 
     it('refuses to delete a retained version with ObjectRetainedError naming the retain-until date', async () => {

@@ -1,4 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type S3Server, startS3Server } from '@holdfast/testkit/s3-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { S3WormStore, type S3WormStoreOptions } from '../src/index.ts';
@@ -72,6 +75,39 @@ describe('S3WormStore requests', () => {
         'x-amz-checksum-sha256',
       ]);
       expect(h.authorization).toMatch(/^AWS4-HMAC-SHA256 /);
+    }
+  });
+
+  it('streams a file body as one PutObject with its length and SHA-256 as headers, no aws-chunked encoding', async () => {
+    const { server, store } = await open();
+    const dir = await mkdtemp(join(tmpdir(), 'holdfast-s3-file-'));
+    try {
+      const bytes = randomBytes(5 * 65_536 + 7);
+      const path = join(dir, 'media.bin');
+      await writeFile(path, bytes);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const retainUntil = new Date(Math.ceil((Date.now() + 7 * DAY) / 1000) * 1000);
+      await store.put({
+        key: 'sms/acme/inbound/m.jpg',
+        body: { path, size: bytes.byteLength },
+        contentType: 'image/jpeg',
+        sha256,
+        retainUntil,
+        ifNoneMatch: true,
+      });
+      const [request] = server.requests.filter((r) => r.operation === 'PutObject');
+      const h = request!.headers;
+      expect(h['content-length']).toBe(String(bytes.byteLength));
+      expect(h['x-amz-checksum-sha256']).toBe(Buffer.from(sha256, 'hex').toString('base64'));
+      expect(h['x-amz-object-lock-mode']).toBe('COMPLIANCE');
+      expect(h['x-amz-trailer']).toBeUndefined();
+      expect(h['x-amz-content-sha256'] ?? '').not.toMatch(/^STREAMING-/);
+      expect(h['content-encoding'] ?? '').not.toContain('aws-chunked');
+      expect(h['transfer-encoding']).toBeUndefined();
+      const got = await store.get('sms/acme/inbound/m.jpg');
+      expect(Buffer.compare(Buffer.from(got.body), bytes)).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
