@@ -51,6 +51,7 @@ export async function startFleet(
     HOLDFAST_LOG_LEVEL: process.env.HOLDFAST_TEST_LOG_LEVEL ?? 'silent',
     PORT: '0',
     HOLDFAST_METRICS_PORT: '0',
+    HOLDFAST_BREAKER_RESET_MS: '1000',
     ...options.env,
   });
   const logger = createLogger({ name: 'test', level: config.logLevel });

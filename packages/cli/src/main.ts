@@ -8,6 +8,7 @@ import { registerHoldCommands } from './hold-commands.ts';
 import { registerPauseCommands } from './pause-commands.ts';
 import { registerRetentionCommands } from './retention-commands.ts';
 import { SERVICES } from './services.ts';
+import { registerStatusCommand } from './status-command.ts';
 import { registerStoreCommands } from './store-commands.ts';
 
 const program = new Command('holdfast')
@@ -39,6 +40,7 @@ registerDisposeCommand(program);
 registerHoldCommands(program);
 registerDlqCommands(program);
 registerPauseCommands(program);
+registerStatusCommand(program);
 
 try {
   await program.parseAsync();

@@ -40,9 +40,9 @@ const envSchema = z.object({
   HOLDFAST_EMAIL_FAIL_MODE: failMode.default('closed'),
   HOLDFAST_SMS_FAIL_MODE: failMode.default('open'),
   HOLDFAST_WHATSAPP_FAIL_MODE: failMode.default('closed'),
-  HOLDFAST_EMAIL_DELIVERY: delivery.default('at-least-once'),
+  HOLDFAST_EMAIL_DELIVERY: delivery.default('at-most-once'),
   HOLDFAST_SMS_DELIVERY: delivery.default('at-least-once'),
-  HOLDFAST_WHATSAPP_DELIVERY: delivery.default('at-least-once'),
+  HOLDFAST_WHATSAPP_DELIVERY: delivery.default('at-most-once'),
   HOLDFAST_PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
   HOLDFAST_TWILIO_ACCOUNT_SID: z
     .string()
@@ -102,6 +102,7 @@ const envSchema = z.object({
   HOLDFAST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   HOLDFAST_SHUTDOWN_DEADLINE_MS: z.coerce.number().int().min(100).default(25_000),
   HOLDFAST_STALLED_JOB_MS: z.coerce.number().int().min(1000).default(30_000),
+  HOLDFAST_BREAKER_RESET_MS: z.coerce.number().int().min(100).default(30_000),
 });
 
 /** Every environment variable Holdfast reads; deployment manifests are checked against this list. */
@@ -178,6 +179,8 @@ export interface HoldfastConfig {
    * jobs are picked up by another replica within about twice this.
    */
   stalledJobMs: number;
+  /** An open circuit breaker lets one probe call through after this long. */
+  breakerResetMs: number;
 }
 
 /**
@@ -245,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     shutdownDeadlineMs: e.HOLDFAST_SHUTDOWN_DEADLINE_MS,
     metricsPort: e.HOLDFAST_METRICS_PORT,
     stalledJobMs: e.HOLDFAST_STALLED_JOB_MS,
+    breakerResetMs: e.HOLDFAST_BREAKER_RESET_MS,
   });
 }
 

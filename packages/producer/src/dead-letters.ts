@@ -506,6 +506,8 @@ export class DeadLetters {
     let queue = this.#queues.get(name);
     if (!queue) {
       queue = new Queue(name, { connection: this.#redis, prefix: QUEUE_PREFIX });
+      // Failures surface on each command; without a listener BullMQ would also print them.
+      queue.on('error', () => {});
       this.#queues.set(name, queue);
     }
     return queue;

@@ -35,3 +35,46 @@ export class DeadLetterNotFoundError extends HoldfastError {
     this.refs = Object.freeze(refs.map((r) => ({ ...r })));
   }
 }
+
+/**
+ * A circuit breaker is open (or half-open with its one probe call in flight): the call was not
+ * made, so the dependency never saw it. A queue worker puts the job back until `retryAt` without
+ * spending an attempt.
+ */
+export class BreakerOpenError extends HoldfastError {
+  readonly service: string;
+  readonly breaker: string;
+  readonly state: 'open' | 'half-open';
+  /** When the breaker lets a call through again (its probe, or the calls after a probe). */
+  readonly retryAt: Date;
+  /** `retryAt` as a wait from when the call was refused, for backoffs that honour Retry-After. */
+  readonly retryAfterMs: number;
+
+  constructor(service: string, breaker: string, state: 'open' | 'half-open', retryAt: Date) {
+    super(
+      'HOLDFAST_ERR_BREAKER_OPEN',
+      `${service}/${breaker} circuit breaker is ${state === 'open' ? 'open' : 'half-open and probing'}: ` +
+        `the call was not made; try again at ${retryAt.toISOString()}`,
+    );
+    this.service = service;
+    this.breaker = breaker;
+    this.state = state;
+    this.retryAt = retryAt;
+    this.retryAfterMs = Math.max(0, retryAt.getTime() - Date.now());
+  }
+}
+
+/** A call through a circuit breaker with a `timeoutMs` took longer; it counts as a failure. */
+export class BreakerTimeoutError extends HoldfastError {
+  readonly service: string;
+  readonly breaker: string;
+
+  constructor(service: string, breaker: string, timeoutMs: number) {
+    super(
+      'HOLDFAST_ERR_BREAKER_TIMEOUT',
+      `${service}/${breaker}: the call did not settle within ${timeoutMs} ms (it may still complete)`,
+    );
+    this.service = service;
+    this.breaker = breaker;
+  }
+}

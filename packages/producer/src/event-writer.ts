@@ -173,6 +173,11 @@ export class EventWriter {
     return { backlog: this.#pending.size, spool: this.#spool.stats() };
   }
 
+  /** The spool's group-commit fdatasync durations, in seconds (see `Spool.observeFsyncs`). */
+  observeSpoolFsyncs(observer: (seconds: number) => void): () => void {
+    return this.#spool.observeFsyncs(observer);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -210,10 +215,12 @@ export class EventWriter {
         if (error) throw error;
         const [created, finishedOn, failedReason] = fields as (string | null)[];
         if (!created) missing.set(id, [...(missing.get(id) ?? []), queue]);
-        else if (finishedOn && !failedReason) {
+        else if (finishedOn) {
+          // Failed for good is finished too: the job, its payload and its error history are now
+          // kept as a dead letter (never expiring) for a person to replay or discard.
+          if (failedReason) report.failed++;
           if (await this.#completed(id, queue)) report.acked++;
-        } else if (finishedOn) report.failed++;
-        else report.waiting++;
+        } else report.waiting++;
       }
     }
     if (missing.size > 0) {
@@ -258,11 +265,14 @@ export class EventWriter {
     const connection = createRedisConnection(this.#redisUrl, 'worker', 'holdfast-events', this.#log);
     const events = new QueueEvents(queue, { connection, prefix: QUEUE_PREFIX });
     events.on('error', (error) => this.#log.debug({ err: error.message }, 'queue events connection error'));
-    events.on('completed', ({ jobId }) => {
+    const finished = ({ jobId }: { jobId: string }) => {
       this.#completed(jobId, queue).catch((error) =>
         this.#log.warn({ eventId: jobId, err: error.message }, 'spool ack failed; the drainer will retry'),
       );
-    });
+    };
+    events.on('completed', finished);
+    // Emitted once a job failed for good (not on a retry): it is a dead letter now.
+    events.on('failed', finished);
     this.#events.set(queue, { events, connection });
   }
 }

@@ -1,4 +1,27 @@
 export {
+  BREAKER_DEFAULTS,
+  Breaker,
+  type BreakerOptions,
+  type BreakerSettings,
+  type BreakerState,
+  type BreakerStateChange,
+  breakerOpenErrorOf,
+  breakerSettingsFrom,
+  createBreaker,
+} from './breaker.ts';
+export { type BreakerGate, gateWorker } from './breaker-gate.ts';
+export { registerBreakerMetrics } from './breaker-metrics.ts';
+export {
+  BREAKER_STATE_MAX_AGE_MS,
+  BREAKER_STATES_KEY,
+  type BreakerStateEntry,
+  type BreakerStatePublisher,
+  type BreakerStateRecord,
+  type PublishBreakerStatesOptions,
+  publishBreakerStates,
+  readBreakerStates,
+} from './breaker-states.ts';
+export {
   type DeadLetter,
   type DeadLetterActionItem,
   type DeadLetterActionOptions,
@@ -29,8 +52,30 @@ export {
   type WhatsAppInput,
   whatsappInput,
 } from './messages.ts';
-export { type OpsServer, type OpsServerOptions, startOpsServer } from './ops-server.ts';
+export {
+  type ArchiveWriteOutcome,
+  countSend,
+  type HoldfastMetrics,
+  holdfastMetrics,
+  type JobOutcome,
+  type MediaFetchOutcome,
+  observeArchiveJobs,
+  observeJobs,
+  observeMediaJobs,
+  observeSpool,
+  type SendMetricOutcome,
+} from './metrics.ts';
+export {
+  collectProcessMetrics,
+  type OpsServer,
+  type OpsServerOptions,
+  renderMetrics,
+  startOpsServer,
+} from './ops-server.ts';
 export { createProducer, type Producer, type ProducerOptions } from './producer.ts';
+export { mergePrometheusText } from './prometheus-text.ts';
+export { openQueue } from './queue-client.ts';
+export { type QueueStatus, readQueueStatus } from './queue-status.ts';
 export {
   closeQueueWorker,
   deadLetterWatchOf,
@@ -46,4 +91,12 @@ export {
   sendFlow,
   sendJobOptions,
 } from './routes.ts';
+export {
+  type PublishedSpoolState,
+  publishSpoolState,
+  readSpoolStates,
+  SPOOL_STATE_KEY,
+  type SpoolStateOptions,
+  type SpoolStatePublisher,
+} from './spool-state.ts';
 export { type Accepted, createSubmitter, type RecordInput, type Submitter } from './submitter.ts';

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '@holdfast/core';
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { mergePrometheusText } from './prometheus-text.ts';
 
 export interface OpsServerOptions {
   /** `HOLDFAST_METRICS_PORT`; 0 picks a free port. */
@@ -13,7 +14,7 @@ export interface OpsServerOptions {
   queues: readonly Queue[];
   /** Named readiness checks: each resolves 'ok' or a reason. */
   checks: Record<string, () => Promise<string>>;
-  /** Extra metrics of this service. */
+  /** This service's registry (see `holdfastMetrics`); process metrics are added to it. @defaultValue a new one */
   registry?: Registry;
   log: Logger;
 }
@@ -31,7 +32,7 @@ export interface OpsServer {
  */
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const registry = options.registry ?? new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const answer = (status: number, type: string, body: string) => {
@@ -57,11 +58,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return;
     }
     if (path === '/metrics') {
-      void Promise.all([
-        registry.metrics(),
-        ...options.queues.map((q) => q.exportPrometheusMetrics().catch(() => '')),
-      ]).then(
-        (parts) => answer(200, registry.contentType, `${parts.filter(Boolean).join('\n')}\n`),
+      void renderMetrics(registry, options.queues).then(
+        (text) => answer(200, registry.contentType, text),
         (error: Error) => answer(500, 'text/plain', `${error.message}\n`),
       );
       return;
@@ -84,6 +82,25 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         server.close(() => resolve());
       }),
   };
+}
+
+/** Node's process metrics (memory, CPU, event loop lag), once per registry. */
+export function collectProcessMetrics(registry: Registry): void {
+  if (!registry.getSingleMetric('process_cpu_user_seconds_total'))
+    collectDefaultMetrics({ register: registry });
+}
+
+/**
+ * `/metrics` text: the registry's metrics and each queue's job counts from BullMQ
+ * (`bullmq_job_count{queue,state}`, what KEDA scales on), as one valid exposition. A queue whose
+ * counts cannot be read right now (Redis away) is left out rather than failing the scrape.
+ */
+export async function renderMetrics(registry: Registry, queues: readonly Queue[] = []): Promise<string> {
+  const parts = await Promise.all([
+    registry.metrics(),
+    ...queues.map((q) => q.exportPrometheusMetrics().catch(() => '')),
+  ]);
+  return mergePrometheusText(parts);
 }
 
 function withTimeout(check: Promise<string>, ms: number): Promise<string> {

@@ -1,5 +1,7 @@
 import { backoffDelay, type Logger, QUEUE_PREFIX, type QueueName } from '@holdfast/core';
-import { type Processor, Worker } from 'bullmq';
+import { DelayedError, type Job, type Processor, Worker } from 'bullmq';
+import { type Breaker, breakerOpenErrorOf } from './breaker.ts';
+import { type BreakerGate, gateWorker } from './breaker-gate.ts';
 import { type DeadLetterWatch, watchDeadLetters } from './dead-letters.ts';
 import { createRedisConnection } from './redis-connection.ts';
 
@@ -22,10 +24,21 @@ export interface QueueWorkerOptions<D, R> {
    * waiting within about twice this. `HOLDFAST_STALLED_JOB_MS`. @defaultValue 30000
    */
   stalledJobMs?: number;
+  /**
+   * The circuit breakers around the dependencies its jobs call. While any is open the worker
+   * takes no jobs; half-open, it takes one at a time (the probe); see `gateWorker`. A job that
+   * meets an open breaker anyway (it was already running) goes back to the queue until the
+   * breaker's `retryAt` without spending an attempt. @defaultValue none
+   */
+  breakers?: readonly Breaker[];
 }
+
+/** Stalls (its worker died mid-job) a job survives before it fails for good. */
+const MAX_STALLS = 20;
 
 /** What `startQueueWorker` attached to each worker, for `closeQueueWorker` to stop. */
 const deadLetterWatches = new WeakMap<Worker, DeadLetterWatch>();
+const breakerGates = new WeakMap<Worker, BreakerGate>();
 
 /**
  * A BullMQ worker set up the Holdfast way: a connection that waits out Redis outages, the
@@ -36,12 +49,16 @@ const deadLetterWatches = new WeakMap<Worker, DeadLetterWatch>();
 export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>): Promise<Worker<D, R>> {
   const base = options.retryBaseMs ?? 1000;
   const cap = options.retryCapMs ?? 60_000;
-  const worker = new Worker<D, R>(options.queue, options.process, {
+  const worker = new Worker<D, R>(options.queue, holdingBackOnOpenBreakers(options.process), {
     connection: createRedisConnection(options.redisUrl, 'worker', options.name, options.log),
     prefix: QUEUE_PREFIX,
     concurrency: options.concurrency,
     lockDuration: options.stalledJobMs ?? 30_000,
     stalledInterval: options.stalledJobMs ?? 30_000,
+    // A job whose worker was killed runs again elsewhere; BullMQ's default fails it on the second
+    // stall, which a few crashes in a row (an OOM loop, a bad node) would turn into a dead letter.
+    // Every handler is idempotent, so let it stall a while before a person has to look.
+    maxStalledCount: MAX_STALLS,
     settings: {
       // A provider that said when to come back (429/503 Retry-After) is not asked again sooner.
       backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>
@@ -60,6 +77,16 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
       sweepIntervalMs: options.deadLetterSweepMs,
     }),
   );
+  if (options.breakers && options.breakers.length > 0) {
+    breakerGates.set(
+      worker as Worker,
+      gateWorker(worker as Worker, options.breakers, {
+        concurrency: options.concurrency,
+        name: options.name,
+        log: options.log,
+      }),
+    );
+  }
   try {
     await worker.waitUntilReady();
   } catch (error) {
@@ -67,6 +94,37 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
     throw error;
   }
   return worker;
+}
+
+/**
+ * A job refused by an open circuit breaker never reached the dependency: it is put back (delayed
+ * until the breaker lets calls through) and BullMQ's DelayedError tells the worker it was moved,
+ * so the refusal spends no attempt. The processor's arity is kept (BullMQ reads it to decide
+ * whether to pass an abort signal).
+ */
+function holdingBackOnOpenBreakers<D, R>(process: Processor<D, R>): Processor<D, R> {
+  const holdBack = async (job: Job<D, R>, token: string | undefined, error: unknown): Promise<never> => {
+    const open = breakerOpenErrorOf(error);
+    if (!open || token === undefined) throw error;
+    await job.moveToDelayed(Math.max(open.retryAt.getTime(), Date.now() + 10), token);
+    throw new DelayedError();
+  };
+  if (process.length >= 3) {
+    return async (job, token, signal) => {
+      try {
+        return await process(job, token, signal);
+      } catch (error) {
+        return holdBack(job, token, error);
+      }
+    };
+  }
+  return async (job, token) => {
+    try {
+      return await process(job, token);
+    } catch (error) {
+      return holdBack(job, token, error);
+    }
+  };
 }
 
 /** `retryAfterMs` of an error that carries one (a provider's Retry-After), else 0. */
@@ -87,6 +145,9 @@ export function deadLetterWatchOf(worker: Worker): DeadLetterWatch | undefined {
  */
 export async function closeQueueWorker(worker: Worker, graceMs = 10_000): Promise<void> {
   const deadline = Date.now() + graceMs;
+  // First: a breaker turning half-open must not resume a worker that is closing.
+  breakerGates.get(worker)?.close();
+  breakerGates.delete(worker);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), graceMs);

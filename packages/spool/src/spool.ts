@@ -4,7 +4,13 @@ import path from 'node:path';
 import { DirLock } from './dir-lock.ts';
 import type { SyncCounter } from './durable-fs.ts';
 import { ignoreMissing, syncData, syncDir, writeFully } from './durable-fs.ts';
-import { SpoolClosedError, SpoolCorruptRecordError, SpoolFailedError, SpoolWriteError } from './errors.ts';
+import {
+  SpoolClosedError,
+  SpoolCorruptRecordError,
+  SpoolFailedError,
+  SpoolInvalidOptionsError,
+  SpoolWriteError,
+} from './errors.ts';
 import type { RecordKind } from './record-format.ts';
 import {
   checkFrameHeader,
@@ -59,6 +65,7 @@ export class Spool {
   readonly #index: Map<string, IndexEntry>;
   readonly #intents = new Map<string, Intent>();
   readonly #sync: SyncCounter;
+  readonly #fsyncObservers = new Set<(seconds: number) => void>();
   #active: ActiveSegment;
   #queue: PendingRecord[] = [];
   #flushing: Promise<void> | undefined;
@@ -215,6 +222,20 @@ export class Spool {
     };
   }
 
+  /**
+   * Calls `observer` with the seconds each group-commit fdatasync took (one call per flush round,
+   * however many records it carried), e.g. for a latency histogram. Returns a function that stops
+   * it. An observer that throws is ignored: metrics must never fail the write path.
+   */
+  observeFsyncs(observer: (seconds: number) => void): () => void {
+    if (typeof observer !== 'function')
+      throw new SpoolInvalidOptionsError('an fsync observer must be a function');
+    this.#fsyncObservers.add(observer);
+    return () => {
+      this.#fsyncObservers.delete(observer);
+    };
+  }
+
   /** Waits for every queued record to be durable, then releases the directory. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
@@ -285,6 +306,7 @@ export class Spool {
       return;
     }
     state.bytes += bytes;
+    this.#notifyFsync(this.#sync.lastFsyncMs / 1000);
 
     let offset = start;
     let acked = false;
@@ -296,6 +318,16 @@ export class Spool {
 
     if (acked || rolled) {
       await enforceRetention(this.#segmentsDir, this.#segments, this.#active.state.seq, this.#sync);
+    }
+  }
+
+  #notifyFsync(seconds: number): void {
+    for (const observer of this.#fsyncObservers) {
+      try {
+        observer(seconds);
+      } catch {
+        // An observer's failure is its own; the records are durable either way.
+      }
     }
   }
 

@@ -174,6 +174,17 @@ export interface S3Server {
   configureBucket(patch: Partial<S3BucketSettings>): void;
   /** Answer these operations with 403 AccessDenied from now on (`[]` to stop). */
   setDeniedOperations(operations: readonly string[]): void;
+  /**
+   * Every stored object version (not delete markers), straight from the server's memory: lets a
+   * test count and hash a whole bucket without a GET per object.
+   */
+  storedVersions(): {
+    key: string;
+    versionId: string;
+    body: Buffer;
+    lastModified: Date;
+    sha256: string | undefined;
+  }[];
   close(): Promise<void>;
 }
 
@@ -1384,6 +1395,21 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     setUnavailable(on: boolean) {
       unavailable = on;
     },
+    storedVersions: () =>
+      [...objects.values()].flatMap((versions) =>
+        versions
+          .filter((v) => !v.deleteMarker)
+          .map((v) => ({
+            key: v.key,
+            versionId: v.versionId,
+            body: v.body,
+            lastModified: v.lastModified,
+            sha256:
+              v.checksums.sha256 === undefined
+                ? undefined
+                : Buffer.from(v.checksums.sha256, 'base64').toString('hex'),
+          })),
+      ),
     bucketSettings: () => structuredClone(settings),
     configureBucket(patch: Partial<S3BucketSettings>) {
       settings = checkedSettings({ ...settings, ...patch });

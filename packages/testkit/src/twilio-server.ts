@@ -102,6 +102,8 @@ export interface TestTwilioServer {
   requests: TwilioRequestRecord[];
   /** Answer the next `times` matching calls with this error, or reset their connection. */
   failNext(times: number, failure: TwilioFailure | TwilioReset): void;
+  /** The recipient replied STOP: every send to it answers 400 with code 21610, as Twilio does. */
+  unsubscribe(to: string): void;
   /** Accept and record the next creates, but withhold their answers. */
   hold(options?: TwilioHoldOptions): void;
   /** Send every withheld answer now; returns how many there were. */
@@ -148,6 +150,7 @@ export async function startTwilioServer(options: TwilioServerOptions = {}): Prom
   const messages: TwilioMessageRecord[] = [];
   const requests: TwilioRequestRecord[] = [];
   const failures: (TwilioFailure | TwilioReset)[] = [];
+  const unsubscribed = new Set<string>();
   const holds: TwilioHoldOptions[] = [];
   const held = new Set<() => void>();
   const timers = new Set<NodeJS.Timeout>();
@@ -214,6 +217,7 @@ export async function startTwilioServer(options: TwilioServerOptions = {}): Prom
       return sendError(res, 400, 21609, KNOWN_ERRORS[21609]!);
     }
 
+    if (unsubscribed.has(to)) return sendError(res, 400, 21610, KNOWN_ERRORS[21610]!);
     const failure = takeFailure('create');
     if (failure && !('reset' in failure)) return sendFailure(res, failure);
     if (failure && !failure.accept) return req.socket.destroy();
@@ -262,6 +266,9 @@ export async function startTwilioServer(options: TwilioServerOptions = {}): Prom
     authToken,
     messages,
     requests,
+    unsubscribe(to) {
+      unsubscribed.add(to);
+    },
     failNext(times, failure) {
       for (let i = 0; i < times; i++) failures.push(failure);
     },

@@ -25,6 +25,8 @@ export interface WhatsAppSentMessage {
   bizOpaqueCallbackData: string | undefined;
   /** The message object as received. */
   body: Record<string, unknown>;
+  /** When the server accepted it. */
+  receivedAt: Date;
   headers: IncomingHttpHeaders;
 }
 
@@ -77,6 +79,11 @@ export interface TestWhatsAppCloudServer {
   sentFor(eventId: string): WhatsAppSentMessage[];
   /** Answer the next `times` sends with this error, or reset their connection. */
   failNext(times: number, failure: WhatsAppFailure | WhatsAppReset): void;
+  /**
+   * Every send to this number is refused with 400 and `code` (default 131026, "Message
+   * undeliverable"): a recipient the API will never deliver to.
+   */
+  refuseRecipient(to: string, code?: number): void;
   /** Accept and record the next sends, but withhold their answers. */
   hold(options?: WhatsAppHoldOptions): void;
   /** Send every withheld answer now; returns how many there were. */
@@ -128,6 +135,7 @@ export async function startWhatsAppCloudServer(
   const phoneNumberId = options.phoneNumberId ?? String(100_000_000_000_000 + randomBytes(4).readUInt32BE());
   const sent: WhatsAppSentMessage[] = [];
   const failures: (WhatsAppFailure | WhatsAppReset)[] = [];
+  const refused = new Map<string, number>();
   const holds: WhatsAppHoldOptions[] = [];
   const held = new Set<() => void>();
   const timers = new Set<NodeJS.Timeout>();
@@ -179,6 +187,8 @@ export async function startWhatsAppCloudServer(
     const problem = validate(body);
     if (problem) return invalidParameter(res, problem);
 
+    const refusal = refused.get(String(body.to));
+    if (refusal !== undefined) return sendFailure(res, { status: 400, code: refusal });
     const failure = failures.shift();
     if (failure && !('reset' in failure)) return sendFailure(res, failure);
     if (failure && !failure.accept) return req.socket.destroy();
@@ -192,6 +202,7 @@ export async function startWhatsAppCloudServer(
       bizOpaqueCallbackData:
         typeof body.biz_opaque_callback_data === 'string' ? body.biz_opaque_callback_data : undefined,
       body,
+      receivedAt: new Date(),
       headers: req.headers,
     };
     sent.push(record);
@@ -228,6 +239,9 @@ export async function startWhatsAppCloudServer(
     phoneNumberId,
     sent,
     sentFor: (eventId) => sent.filter((m) => m.bizOpaqueCallbackData === eventId),
+    refuseRecipient(to, code = 131026) {
+      refused.set(to, code);
+    },
     failNext(times, failure) {
       for (let i = 0; i < times; i++) failures.push(failure);
     },

@@ -12,13 +12,29 @@ import {
   RetentionPolicy,
 } from '@holdfast/core';
 import {
+  type Breaker,
+  type BreakerSettings,
+  breakerOpenErrorOf,
+  breakerSettingsFrom,
   closeQueueWorker,
+  createBreaker,
   createRedisConnection,
+  holdfastMetrics,
+  observeArchiveJobs,
+  openQueue,
+  publishBreakerStates,
+  registerBreakerMetrics,
   startOpsServer,
   startQueueWorker,
 } from '@holdfast/producer';
-import { type ObjectStore, openObjectStore, preflightStore } from '@holdfast/worm-store';
-import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
+import {
+  guardObjectStore,
+  isStoreOutage,
+  type ObjectStore,
+  openObjectStore,
+  preflightStore,
+} from '@holdfast/worm-store';
+import { type Job, type Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { archiveEvent, archiveKeyOf } from './archive-event.ts';
 import { factsFromEvent, type Matter, matches, matterCache, recordHeld } from './holds.ts';
@@ -37,12 +53,20 @@ export interface ArchiverOptions {
   retryBaseMs?: number;
   /** Longest retry delay. @defaultValue 60000 */
   retryCapMs?: number;
+  /**
+   * The circuit breaker around the store (`archiver/store`; `BREAKER_DEFAULTS`: open when at
+   * least 50% of at least 10 calls within 10 s found it unavailable, probe after 30 s). While it
+   * is open the archive worker takes no jobs. @defaultValue BREAKER_DEFAULTS
+   */
+  breaker?: BreakerSettings;
 }
 
 export interface ArchiverHandle {
   /** Where /healthz, /readyz and /metrics answer. */
   readonly opsUrl: string;
   readonly worker: Worker<ArchiveJobData, ArchiveJobResult>;
+  /** The circuit breaker every store call goes through. */
+  readonly breakers: { readonly store: Breaker };
   close(): Promise<void>;
 }
 
@@ -50,7 +74,8 @@ export interface ArchiverHandle {
 const SEEN_MARKER_TTL_SECONDS = 8 * 24 * 3600;
 /** A claim left by a crashed archiver expires so the event can be archived by a retry. */
 const CLAIM_TTL_SECONDS = 300;
-const PENDING = 'pending';
+/** A claim in progress: `pending:<job id>`, so a retry of the same job can tell its own claim. */
+const PENDING = 'pending:';
 
 /** What makes two deliveries "the same": the provider's event identity, else our event id. */
 function dedupeIdentity(event: EventEnvelope): string {
@@ -82,22 +107,32 @@ export async function start(
   const { s3Endpoint, region } = config;
   const minimumRetentionDays = policy.minimumDays();
   if (ownsStore) await preflightStore(config.store, { s3Endpoint, region, minimumRetentionDays, log });
-  const store =
+  // Every store call below, start-up writes included, goes through the breaker.
+  const storeBreaker = createBreaker({
+    ...breakerSettingsFrom(config),
+    ...options.breaker,
+    name: 'store',
+    service: 'archiver',
+    isFailure: isStoreOutage,
+  });
+  const innerStore =
     options.store ??
     (await openObjectStore(config.store, { s3Endpoint: config.s3Endpoint, region: config.region }));
+  const store = guardObjectStore(innerStore, storeBreaker);
 
   const redis = createRedisConnection(config.redisUrl, 'worker', 'holdfast-archiver-model', log);
   // The policy in force is on record before any job is archived under it.
   await recordPolicyChange({ redis, store, policy, log }).catch(async (error: unknown) => {
     redis.disconnect();
     if (ownsStore) await store.close();
+    storeBreaker.shutdown();
     throw error;
   });
   const matters = matterCache(redis);
   const reputation = { redis, store, policy, log, thresholds: config.reputation };
   // A pause whose audit event a crash left unwritten is recorded before new work.
   await completePendingPauses(reputation);
-  const mediaQueue = new Queue<MediaJobData>(QUEUES.media, { connection: redis, prefix: QUEUE_PREFIX });
+  const mediaQueue = openQueue<MediaJobData>(QUEUES.media, redis, log);
 
   const process = async (job: Job<ArchiveJobData, ArchiveJobResult>): Promise<ArchiveJobResult> => {
     try {
@@ -107,11 +142,16 @@ export async function start(
       // provider's own event identity first makes every duplicate a no-op, even concurrent ones
       // and ones that arrive long after the first job was removed.
       const seenKey = `${QUEUE_PREFIX}:archived:${dedupeIdentity(event)}`;
-      const claimed = await redis.set(seenKey, PENDING, 'EX', CLAIM_TTL_SECONDS, 'NX');
+      const claim = `${PENDING}${job.id}`;
+      const claimed = await redis.set(seenKey, claim, 'EX', CLAIM_TTL_SECONDS, 'NX');
       if (claimed !== 'OK') {
         const seen = await redis.get(seenKey);
-        if (seen && seen !== PENDING) return { ...(JSON.parse(seen) as ArchiveJobResult), created: false };
-        throw new Error(`a duplicate of event ${event.id} is being archived; retrying`);
+        if (seen && !seen.startsWith(PENDING))
+          return { ...(JSON.parse(seen) as ArchiveJobResult), created: false };
+        // Its own claim, left by an earlier run of this job whose archiver died: BullMQ gives a
+        // job to one worker at a time, so that run is over, and the writes are idempotent.
+        // Another job's claim is a provider duplicate in flight: wait for its outcome.
+        if (seen !== claim) throw new Error(`a duplicate of event ${event.id} is being archived; retrying`);
       }
       let result: ArchiveJobResult;
       try {
@@ -141,13 +181,24 @@ export async function start(
       );
       return result;
     } catch (error) {
+      // The store was not called; the queue worker puts the job back, no attempt spent.
+      if (breakerOpenErrorOf(error)) throw error;
       const code = (error as { code?: string }).code;
       if (code && PERMANENT.has(code)) {
-        log.error({ jobId: job.id, code, err: (error as Error).message }, 'archive failed permanently');
+        log.error(
+          { jobId: job.id, eventId: job.data.event?.id, code, err: (error as Error).message },
+          'archive failed permanently',
+        );
         throw new UnrecoverableError(`${code}: ${(error as Error).message}`);
       }
       log.warn(
-        { jobId: job.id, code, attempt: job.attemptsMade + 1, err: (error as Error).message },
+        {
+          jobId: job.id,
+          eventId: job.data.event?.id,
+          code,
+          attempt: job.attemptsMade + 1,
+          err: (error as Error).message,
+        },
         'archive failed; will retry',
       );
       throw error;
@@ -164,29 +215,39 @@ export async function start(
     retryBaseMs: options.retryBaseMs,
     retryCapMs: options.retryCapMs,
     stalledJobMs: config.stalledJobMs,
+    breakers: [storeBreaker],
   });
-  const archiveQueue = new Queue(QUEUES.archive, { connection: redis, prefix: QUEUE_PREFIX });
+  const metrics = holdfastMetrics();
+  observeArchiveJobs(metrics, worker, QUEUES.archive);
+  const archiveQueue = openQueue(QUEUES.archive, redis, log);
   const ops = await startOpsServer({
     port: config.metricsPort,
     queues: [archiveQueue, mediaQueue],
     checks: { redis: async () => (await redis.ping()) && 'ok' },
+    registry: metrics.registry,
     log,
   });
+  const stopBreakerMetrics = registerBreakerMetrics(ops.registry, [storeBreaker]);
+  const breakerStates = publishBreakerStates({ redis, breakers: [storeBreaker], log });
   log.info({ store: store.description, policy: policy.source }, 'archiver started');
 
   let closed = false;
   return {
     worker,
+    breakers: { store: storeBreaker },
     opsUrl: ops.url,
     async close() {
       if (closed) return;
       closed = true;
       await closeQueueWorker(worker);
+      await breakerStates.close();
+      stopBreakerMetrics();
       await ops.close();
       await archiveQueue.close();
       await mediaQueue.close();
       redis.disconnect();
       if (ownsStore) await store.close();
+      storeBreaker.shutdown();
     },
   };
 }

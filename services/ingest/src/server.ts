@@ -1,9 +1,11 @@
+import { collectProcessMetrics, holdfastMetrics, observeSpool, publishSpoolState } from '@holdfast/producer';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
   LogController,
 } from 'fastify';
+import { queueBoardRoutes } from './admin/queue-board.ts';
 import { HTTP_STATUS } from './errors.ts';
 import type { IngestDeps } from './ingest-deps.ts';
 import { apiRoutes } from './routes/api.ts';
@@ -68,8 +70,25 @@ export async function buildServer(deps: IngestDeps): Promise<FastifyInstance> {
     return reply.code(404).send({ error: { code: 'HOLDFAST_ERR_NOT_FOUND', message: `no route ${route}` } });
   });
 
-  await app.register(async (scope) => healthRoutes(scope, deps));
+  // This service's metrics: process and spool, on /metrics beside the health checks.
+  const metrics = holdfastMetrics();
+  collectProcessMetrics(metrics.registry);
+  await app.register(async (scope) => healthRoutes(scope, deps, metrics));
   await app.register(async (scope) => apiRoutes(scope, deps));
   await app.register(async (scope) => webhookRoutes(scope, deps));
+  await app.register(async (scope) => queueBoardRoutes(scope, deps));
+
+  const stopSpoolMetrics = observeSpool(metrics, 'ingest', deps.writer);
+  // The spool is this process's file: `holdfast status` sees its backlog through Redis.
+  const spoolState = publishSpoolState({
+    service: 'ingest',
+    writer: deps.writer,
+    redis: deps.redis,
+    log: deps.log,
+  });
+  app.addHook('onClose', async () => {
+    stopSpoolMetrics();
+    await spoolState.close();
+  });
   return app;
 }

@@ -12,18 +12,29 @@ import {
   QUEUES,
 } from '@holdfast/core';
 import {
+  type BreakerSettings,
+  breakerOpenErrorOf,
+  breakerSettingsFrom,
   closeQueueWorker,
   createRedisConnection,
   EventWriter,
+  holdfastMetrics,
+  observeMediaJobs,
+  observeSpool,
+  openQueue,
+  publishBreakerStates,
+  publishSpoolState,
+  registerBreakerMetrics,
   startOpsServer,
   startQueueWorker,
 } from '@holdfast/producer';
-import { type ObjectStore, openObjectStore } from '@holdfast/worm-store';
+import { guardObjectStore, type ObjectStore, openObjectStore } from '@holdfast/worm-store';
 import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import { AddressPolicy } from './address-policy.ts';
 import { archiveMedia } from './archive-media.ts';
 import { MediaFetchError } from './errors.ts';
 import { HostAllowlist } from './host-allowlist.ts';
+import { downloadBreakerOf, type MediaBreakers, mediaBreakers } from './media-breakers.ts';
 import { MediaClient } from './media-client.ts';
 import { type MediaJob, parseMediaJob } from './media-job.ts';
 import type { FetchContext, FetchedMedia } from './providers/fetched-media.ts';
@@ -56,6 +67,13 @@ export interface MediaFetcherOptions {
    * @defaultValue the system resolver (`dns.lookup`)
    */
   resolve?: Resolve;
+  /**
+   * The circuit breakers around each provider's downloads (`media-fetcher/download-twilio`,
+   * `/download-whatsapp`) and the store (`media-fetcher/store`) (`BREAKER_DEFAULTS`: open when
+   * at least 50% of at least 10 calls within 10 s failed, probe after 30 s). While any is open
+   * the media worker takes no jobs. @defaultValue BREAKER_DEFAULTS
+   */
+  breaker?: BreakerSettings;
 }
 
 /** What a completed media job returns. */
@@ -75,6 +93,7 @@ export interface MediaFetcherHandle {
   /** Where /healthz, /readyz and /metrics answer. */
   readonly opsUrl: string;
   readonly worker: Worker<MediaJobData, MediaJobResult>;
+  readonly breakers: MediaBreakers;
   close(): Promise<void>;
 }
 
@@ -105,6 +124,7 @@ export async function start(
     new AddressPolicy(config.media.allowedNetworks),
   );
   const { maxBytes, timeoutMs } = config.media;
+  const breakers = mediaBreakers({ ...breakerSettingsFrom(config), ...options.breaker });
 
   const spoolDir = join(config.spoolDir, 'media-fetcher');
   const writer = await EventWriter.open({
@@ -120,9 +140,12 @@ export async function start(
   try {
     await rm(tmpDir, { recursive: true, force: true });
     await mkdir(tmpDir, { recursive: true, mode: 0o700 });
-    store =
+    // Every put, head and hold change of the archiving goes through the store's breaker.
+    store = guardObjectStore(
       options.store ??
-      (await openObjectStore(config.store, { s3Endpoint: config.s3Endpoint, region: config.region }));
+        (await openObjectStore(config.store, { s3Endpoint: config.s3Endpoint, region: config.region })),
+      breakers.store,
+    );
   } catch (error) {
     await writer.close();
     throw error;
@@ -152,11 +175,15 @@ export async function start(
     const path = join(tmpDir, `${randomUUID()}.part`);
     try {
       const media = parseMediaJob(job.data);
-      const fetched = await fetchMedia(media, path);
+      const download = downloadBreakerOf(breakers, media.provider);
+      // Nothing is downloaded that could not be stored now.
+      download.throwIfOpen();
+      breakers.store.throwIfOpen();
+      const fetched = await download.fire(() => fetchMedia(media, path));
       const archived = await archiveMedia(store, media, fetched);
       if (!archived.parentFound) {
         log.warn(
-          { jobId: job.id, messageKey: media.messageKey },
+          { jobId: job.id, eventId: media.eventId, messageKey: media.messageKey },
           "parent message not found in the store; media archived with the job's retention and no hold",
         );
       }
@@ -212,16 +239,21 @@ export async function start(
         created: archived.created,
       };
     } catch (error) {
+      // Neither the provider nor the store was called; the worker puts the job back, no attempt spent.
+      if (breakerOpenErrorOf(error)) throw error;
       const code = (error as { code?: string }).code;
       const message = (error as Error).message;
       const permanent =
         error instanceof MediaFetchError ? error.permanent : code !== undefined && PERMANENT.has(code);
       if (permanent) {
-        log.error({ jobId: job.id, code, err: message }, 'media fetch failed permanently');
+        log.error(
+          { jobId: job.id, eventId: job.data.eventId, code, err: message },
+          'media fetch failed permanently',
+        );
         throw new UnrecoverableError(`${code}: ${message}`);
       }
       log.warn(
-        { jobId: job.id, code, attempt: job.attemptsMade + 1, err: message },
+        { jobId: job.id, eventId: job.data.eventId, code, attempt: job.attemptsMade + 1, err: message },
         'media fetch failed; will retry',
       );
       // The code leads the job's failedReason too, so a job that runs out of attempts says why;
@@ -249,6 +281,7 @@ export async function start(
       retryBaseMs: options.retryBaseMs,
       retryCapMs: options.retryCapMs,
       stalledJobMs: config.stalledJobMs,
+      breakers: Object.values(breakers),
     });
   } catch (error) {
     await client.close();
@@ -257,7 +290,11 @@ export async function start(
     throw error;
   }
   const redis = createRedisConnection(redisUrl, 'worker', 'holdfast-media-fetcher-ops', log);
-  const mediaQueue = new Queue(QUEUES.media, { connection: redis, prefix: QUEUE_PREFIX });
+  const mediaQueue = openQueue(QUEUES.media, redis, log);
+  const metrics = holdfastMetrics();
+  observeMediaJobs(metrics, worker, QUEUES.media);
+  observeSpool(metrics, 'media-fetcher', writer);
+  const spoolState = publishSpoolState({ service: 'media-fetcher', writer, redis, log });
   const ops = await startOpsServer({
     port: config.metricsPort,
     queues: [mediaQueue],
@@ -266,24 +303,32 @@ export async function start(
       spool: async () =>
         writer.stats().spool.failed ? 'failed: a write or fsync failed; restart to reopen' : 'ok',
     },
+    registry: metrics.registry,
     log,
   });
+  const stopBreakerMetrics = registerBreakerMetrics(ops.registry, Object.values(breakers));
+  const breakerStates = publishBreakerStates({ redis, breakers: Object.values(breakers), log });
   log.info({ store: store.description, maxBytes, timeoutMs }, 'media fetcher started');
 
   let closed = false;
   return {
     worker,
+    breakers,
     opsUrl: ops.url,
     async close() {
       if (closed) return;
       closed = true;
       await closeQueueWorker(worker);
+      await breakerStates.close();
+      stopBreakerMetrics();
       await ops.close();
       await mediaQueue.close();
+      await spoolState.close();
       await writer.close();
       await client.close();
       redis.disconnect();
       if (ownsStore) await store.close();
+      for (const b of Object.values(breakers)) b.shutdown();
     },
   };
 }

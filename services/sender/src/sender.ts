@@ -14,13 +14,26 @@ import {
   sha256Hex,
 } from '@holdfast/core';
 import {
+  type Breaker,
+  type BreakerSettings,
+  breakerOpenErrorOf,
+  breakerSettingsFrom,
   closeQueueWorker,
+  countSend,
   createRedisConnection,
   EventWriter,
+  holdfastMetrics,
+  observeJobs,
+  observeSpool,
+  openQueue,
+  publishBreakerStates,
+  publishSpoolState,
+  registerBreakerMetrics,
   startOpsServer,
   startQueueWorker,
 } from '@holdfast/producer';
 import { DelayedError, type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
+import { breakerTransport, transportBreaker } from './breaker-transport.ts';
 import { NotArchivedError, SendError } from './errors.ts';
 import { type Outbound, outboundOf } from './outbound.ts';
 import { SendAttempts, type SendJobResult } from './send-attempts.ts';
@@ -52,6 +65,13 @@ export interface SenderOptions {
   redeliverAfterMs?: number;
   /** While a project's email is paused, its send jobs wait this long before looking again. @defaultValue 30000 */
   pauseRecheckMs?: number;
+  /**
+   * The circuit breaker of each channel's transport (`BREAKER_DEFAULTS`: open when at least 50%
+   * of at least 10 calls within 10 s failed, probe after 30 s). While a channel's breaker is
+   * open its worker takes no jobs; the other channels go on.
+   * @defaultValue BREAKER_DEFAULTS
+   */
+  breaker?: BreakerSettings;
 }
 
 export interface SenderHandle {
@@ -59,6 +79,8 @@ export interface SenderHandle {
   readonly opsUrl: string;
   /** One worker per channel. */
   readonly workers: Readonly<Record<OutboundChannel, Worker<SendJobData, SendJobResult>>>;
+  /** One circuit breaker per channel's transport (`sender/email`, `sender/sms`, `sender/whatsapp`). */
+  readonly breakers: Readonly<Record<OutboundChannel, Breaker>>;
   close(): Promise<void>;
 }
 
@@ -80,6 +102,18 @@ export async function start(
     sms: options.smsTransport ?? smsTransportFromConfig(config),
     whatsapp: options.whatsappTransport ?? whatsappTransportFromConfig(config),
   };
+  const breakerSettings = { ...breakerSettingsFrom(config), ...options.breaker };
+  const breakers: Record<OutboundChannel, Breaker> = {
+    email: transportBreaker('email', breakerSettings),
+    sms: transportBreaker('sms', breakerSettings),
+    whatsapp: transportBreaker('whatsapp', breakerSettings),
+  };
+  // The send protocol calls the providers only through these.
+  const guarded = {
+    email: breakerTransport(transports.email, breakers.email),
+    sms: breakerTransport(transports.sms, breakers.sms),
+    whatsapp: breakerTransport(transports.whatsapp, breakers.whatsapp),
+  };
   const writer = await EventWriter.open({
     spoolDir: join(config.spoolDir, 'sender'),
     redisUrl,
@@ -88,6 +122,9 @@ export async function start(
   });
   const redis = createRedisConnection(redisUrl, 'worker', 'holdfast-sender-markers', log);
   const attempts = new SendAttempts(redis, writer, log);
+  const metrics = holdfastMetrics();
+  observeSpool(metrics, 'sender', writer);
+  const spoolState = publishSpoolState({ service: 'sender', writer, redis, log });
 
   const processorFor =
     <C extends OutboundChannel>(channel: C, transport: Transport<Outbound<C>['message']>) =>
@@ -106,18 +143,24 @@ export async function start(
         throw new DelayedError();
       }
       try {
+        // Before anything is recorded: a call the breaker would refuse is not an attempt.
+        breakers[channel].throwIfOpen();
         const result = await attempts.deliver(event, outbound.message, transport, outbound.delivery);
         log.info(
           { jobId: job.id, eventId: event.id, channel, outcome: result.outcome, transport: transport.name },
           'send settled',
         );
+        countSend(metrics, channel, result.outcome);
         return result;
       } catch (error) {
+        // The provider was not called; the queue worker puts the job back, no attempt spent.
+        if (breakerOpenErrorOf(error)) throw error;
         if (error instanceof SendError && !error.retryable) {
           log.error(
             { jobId: job.id, eventId: event.id, channel, code: error.code, providerCode: error.providerCode },
             'send rejected permanently',
           );
+          countSend(metrics, channel, 'rejected');
           throw new UnrecoverableError(error.message);
         }
         log.warn(
@@ -130,6 +173,7 @@ export async function start(
           },
           'send failed; will retry',
         );
+        countSend(metrics, channel, 'failed');
         throw error;
       }
     };
@@ -140,13 +184,15 @@ export async function start(
       queue: SEND_QUEUES[channel],
       name: `holdfast-sender-${channel}`,
       redisUrl,
-      process: processorFor(channel, transports[channel] as Transport<Outbound<typeof channel>['message']>),
+      process: processorFor(channel, guarded[channel] as Transport<Outbound<typeof channel>['message']>),
       log,
       concurrency: options.concurrency ?? 8,
       retryBaseMs: options.retryBaseMs,
       retryCapMs: options.retryCapMs,
       stalledJobMs: config.stalledJobMs,
+      breakers: [breakers[channel]],
     });
+    observeJobs(metrics, workers[channel], SEND_QUEUES[channel]);
   }
   log.info(
     { email: transports.email.name, sms: transports.sms.name, whatsapp: transports.whatsapp.name },
@@ -154,9 +200,7 @@ export async function start(
   );
 
   let closed = false;
-  const sendQueues = Object.values(SEND_QUEUES).map(
-    (name) => new Queue(name, { connection: redis, prefix: QUEUE_PREFIX }),
-  );
+  const sendQueues = Object.values(SEND_QUEUES).map((name) => openQueue(name, redis, log));
   const ops = await startOpsServer({
     port: config.metricsPort,
     queues: sendQueues,
@@ -165,20 +209,29 @@ export async function start(
       spool: async () =>
         writer.stats().spool.failed ? 'failed: a write or fsync failed; restart to reopen' : 'ok',
     },
+    registry: metrics.registry,
     log,
   });
 
+  const stopBreakerMetrics = registerBreakerMetrics(ops.registry, Object.values(breakers));
+  const breakerStates = publishBreakerStates({ redis, breakers: Object.values(breakers), log });
+
   return {
     workers,
+    breakers,
     opsUrl: ops.url,
     async close() {
       if (closed) return;
       closed = true;
       await Promise.all(Object.values(workers).map((w) => closeQueueWorker(w)));
+      await breakerStates.close();
+      stopBreakerMetrics();
       await ops.close();
       await Promise.all(sendQueues.map((q) => q.close()));
+      await spoolState.close();
       await writer.close();
       await Promise.all(Object.values(transports).map((t) => t.close()));
+      for (const b of Object.values(breakers)) b.shutdown();
       redis.disconnect();
     },
   };

@@ -4,13 +4,31 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const SERVICE_ENTRY = new URL('../workers/service.ts', import.meta.url).pathname;
+/** Roles with an entry of their own, so their process loads nothing else (their RSS is measured). */
+const OWN_ENTRIES: Partial<Record<ServiceRole, string>> = {
+  'media-fetcher': new URL('../workers/media-fetcher.ts', import.meta.url).pathname,
+  'plain-fetch': new URL('../workers/plain-fetch.ts', import.meta.url).pathname,
+};
 
-export type ServiceRole = 'archiver' | 'sender' | 'noop' | 'ingest' | 'bare-http';
+export type ServiceRole =
+  | 'archiver'
+  | 'sender'
+  | 'noop'
+  | 'ingest'
+  | 'bare-http'
+  | 'media-fetcher'
+  | 'plain-fetch';
 
 export interface ChildService {
   readonly name: string;
   readonly pid: number;
   readonly logFile: string;
+  /**
+   * Sends `message` with a fresh `id` and resolves with the child's `{ type: 'reply', id, value }`
+   * (rejects on its `error`, on exit, or after `timeoutMs`). For children that take requests
+   * (`plain-fetch`).
+   */
+  request<T>(message: Record<string, unknown>, timeoutMs?: number): Promise<T>;
   /** Asks the service to close (in-flight jobs finish or go back to the queue), then waits for exit. */
   stop(): Promise<void>;
 }
@@ -41,7 +59,7 @@ export async function startChild(options: StartChildOptions): Promise<ChildServi
     await mkdir(dir, { recursive: true });
     execArgv.push('--cpu-prof', '--cpu-prof-dir', dir);
   }
-  const child: ChildProcess = fork(SERVICE_ENTRY, [options.role], {
+  const child: ChildProcess = fork(OWN_ENTRIES[options.role] ?? SERVICE_ENTRY, [options.role], {
     env: { ...process.env, ...options.env },
     execArgv,
     stdio: ['ignore', fd, fd, 'ipc'],
@@ -65,10 +83,36 @@ export async function startChild(options: StartChildOptions): Promise<ChildServi
     });
   });
   let stopping: Promise<void> | undefined;
+  let requests = 0;
   return {
     name: options.name,
     pid: child.pid!,
     logFile,
+    request<T>(message: Record<string, unknown>, timeoutMs = 30 * 60_000) {
+      const id = ++requests;
+      return new Promise<T>((resolve, reject) => {
+        const done = () => {
+          clearTimeout(timer);
+          child.off('message', onMessage);
+        };
+        const onMessage = (reply: { type?: string; id?: number; value?: unknown; error?: string }) => {
+          if (reply?.type !== 'reply' || reply.id !== id) return;
+          done();
+          if (reply.error !== undefined) reject(new Error(`${options.name}: ${reply.error}`));
+          else resolve(reply.value as T);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`${options.name} did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+        child.on('message', onMessage);
+        void exited.then((code) => {
+          done();
+          reject(new Error(`${options.name} exited with ${code} during a request:\n${tail()}`));
+        });
+        child.send({ ...message, id });
+      });
+    },
     stop() {
       stopping ??= (async () => {
         if (child.exitCode !== null || child.signalCode !== null) return;

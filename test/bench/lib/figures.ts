@@ -1,10 +1,13 @@
 import type { Figure } from './types.ts';
 
 export interface Target {
-  /** `min`: value/baseline must be at least `ratio`; `max`: at most. */
-  kind: 'min-ratio' | 'max-ratio' | 'max-value';
+  /**
+   * `min-ratio`: value/baseline must be at least `limit`; `max-ratio`: at most; `max-value`: the
+   * value at most `limit`; `below-value`: strictly below it (the issue's "< 64 MB").
+   */
+  kind: 'min-ratio' | 'max-ratio' | 'max-value' | 'below-value';
   limit: number;
-  /** Unit for a `max-value` target, e.g. `ms`. */
+  /** Unit for a `max-value` or `below-value` target, e.g. `ms`. */
   unit?: string;
 }
 
@@ -25,6 +28,9 @@ export function figure(
     if (target.kind === 'max-value') {
       out.target = `<= ${target.limit} ${target.unit ?? unit}`;
       out.met = value <= target.limit;
+    } else if (target.kind === 'below-value') {
+      out.target = `< ${target.limit} ${target.unit ?? unit}`;
+      out.met = value < target.limit;
     } else if (out.ratio !== undefined) {
       out.target = `${target.kind === 'min-ratio' ? '>=' : '<='} ${target.limit}x`;
       out.met = target.kind === 'min-ratio' ? out.ratio >= target.limit : out.ratio <= target.limit;

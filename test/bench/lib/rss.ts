@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface RssStats {
   pid: number;
@@ -9,14 +9,37 @@ export interface RssStats {
   lastMiB: number;
 }
 
-/** Resident set size of a process in MiB, from /proc/<pid>/status (VmRSS); undefined once it is gone. */
-export function rssMiB(pid: number): number | undefined {
+/**
+ * A memory field of /proc/<pid>/status in KiB (the kernel's "kB"): `VmRSS` (resident now) or
+ * `VmHWM` (peak resident since start or since the last `resetPeakRss`); undefined once it is gone.
+ */
+export function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-    return match ? Number(match[1]) / 1024 : undefined;
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(status);
+    return match ? Number(match[1]) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Resident set size of a process in MiB, from /proc/<pid>/status (VmRSS); undefined once it is gone. */
+export function rssMiB(pid: number): number | undefined {
+  const kib = statusKiB(pid, 'VmRSS');
+  return kib === undefined ? undefined : kib / 1024;
+}
+
+/**
+ * Resets a process's peak RSS (VmHWM) to its current RSS, so the next VmHWM is the peak of what
+ * follows: `5` written to /proc/<pid>/clear_refs (Linux >= 4.0, owner only). A peak read this way
+ * catches a spike that falls between two samples. False when the kernel refused.
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -45,6 +68,13 @@ export class RssSampler {
       const value = rssMiB(pid);
       if (value !== undefined) this.#samples.get(name)!.push(value);
     }
+  }
+
+  /** Every sample so far, per process, in MiB (0.1 MiB): the time series behind the stats. */
+  series(): Record<string, number[]> {
+    return Object.fromEntries(
+      [...this.#samples].map(([name, values]) => [name, values.map((v) => Math.round(v * 10) / 10)]),
+    );
   }
 
   stop(): Record<string, RssStats> {

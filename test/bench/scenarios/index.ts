@@ -1,7 +1,8 @@
 import type { Scenario } from '../lib/types.ts';
 import { emailScenario } from './email-pipeline.ts';
 import { ingestScenario } from './ingest.ts';
-import { mediaMemoryScenario, memoryScenario } from './memory.ts';
+import { mediaScenario } from './media.ts';
+import { memoryScenario } from './memory.ts';
 import { recordsScenario } from './records-pipeline.ts';
 import { scalingScenario } from './scaling.ts';
 import { spoolScenario } from './spool.ts';
@@ -17,6 +18,6 @@ export const SCENARIOS: readonly Scenario[] = Object.freeze([
   emailScenario,
   ingestScenario,
   memoryScenario,
-  mediaMemoryScenario,
+  mediaScenario,
   scalingScenario,
 ]);

@@ -34,11 +34,3 @@ export const memoryScenario: Scenario = {
   baseline: 'the same processes idle (after warm-up), sampled in the same run',
   run,
 };
-
-export const mediaMemoryScenario: Scenario = {
-  id: 'media-memory',
-  number: 5,
-  title: 'Memory: media-fetcher RSS growth streaming a 200 MB file (target < 64 MB)',
-  baseline: 'media-fetcher RSS before the download',
-  notBuiltYet: 'services/media-fetcher does not exist yet',
-};

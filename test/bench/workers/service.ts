@@ -2,7 +2,8 @@
  * A bench child process: one Holdfast service started with the same `start(config)` its
  * `main.ts` calls (config from the environment), or a raw BullMQ no-op worker for the
  * baselines. Tells the parent `ready` over IPC and closes cleanly on `stop`, so a CPU profile
- * (`--cpu-prof`) is written on exit.
+ * (`--cpu-prof`) is written on exit (`serve.ts`). The media fetcher has its own entry
+ * (`media-fetcher.ts`), so its process loads nothing but the service.
  */
 import { start as startArchiver } from '@holdfast/archiver';
 import { loadConfig } from '@holdfast/core';
@@ -10,10 +11,7 @@ import { start as startIngest } from '@holdfast/ingest';
 import { start as startSender } from '@holdfast/sender';
 import { Worker } from 'bullmq';
 import Fastify from 'fastify';
-
-interface Handle {
-  close(): Promise<void>;
-}
+import { type Handle, serveUntilStopped } from './serve.ts';
 
 async function startNoop(): Promise<Handle> {
   // BENCH_QUEUES = "<queue>:<concurrency>[,<queue>:<concurrency>…]"
@@ -60,22 +58,4 @@ const handle: Handle =
                 throw new Error(`unknown role ${role}`);
               })();
 
-let closing = false;
-const stop = () => {
-  if (closing) return;
-  closing = true;
-  handle.close().then(
-    () => process.exit(0),
-    (error: Error) => {
-      console.error(`${role} close failed: ${error.message}`);
-      process.exit(1);
-    },
-  );
-};
-process.on('message', (message: { type?: string }) => {
-  if (message?.type === 'stop') stop();
-});
-process.on('SIGTERM', stop);
-// The bench process died: do not linger as an orphan holding Redis connections.
-process.on('disconnect', stop);
-process.send?.({ type: 'ready' });
+serveUntilStopped(role ?? 'service', handle);

@@ -1,9 +1,21 @@
+import { type HoldfastMetrics, renderMetrics } from '@holdfast/producer';
 import type { FastifyInstance } from 'fastify';
 import type { IngestDeps } from '../ingest-deps.ts';
 
-/** `/healthz`: the process answers. `/readyz`: it can accept work (spool writable, Redis reachable). */
-export async function healthRoutes(app: FastifyInstance, deps: IngestDeps): Promise<void> {
+/**
+ * `/healthz`: the process answers. `/readyz`: it can accept work (spool writable, Redis
+ * reachable). `/metrics`: Prometheus text of the service's metrics (process and spool).
+ */
+export async function healthRoutes(
+  app: FastifyInstance,
+  deps: IngestDeps,
+  { registry }: HoldfastMetrics,
+): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/metrics', async (_req, reply) =>
+    reply.type(registry.contentType).send(await renderMetrics(registry)),
+  );
 
   app.get('/readyz', async (_req, reply) => {
     const spool = deps.writer.stats().spool;
