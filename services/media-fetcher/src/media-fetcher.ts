@@ -8,7 +8,6 @@ import {
   type Logger,
   type MediaJobData,
   newEvent,
-  QUEUE_PREFIX,
   QUEUES,
 } from '@holdfast/core';
 import {
@@ -29,7 +28,7 @@ import {
   startQueueWorker,
 } from '@holdfast/producer';
 import { guardObjectStore, type ObjectStore, openObjectStore } from '@holdfast/worm-store';
-import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
+import { type Job, UnrecoverableError, type Worker } from 'bullmq';
 import { AddressPolicy } from './address-policy.ts';
 import { archiveMedia } from './archive-media.ts';
 import { MediaFetchError } from './errors.ts';

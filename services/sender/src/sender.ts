@@ -8,7 +8,6 @@ import {
   type Logger,
   type OutboundChannel,
   parseEvent,
-  QUEUE_PREFIX,
   SEND_QUEUES,
   type SendJobData,
   sha256Hex,
@@ -32,7 +31,7 @@ import {
   startOpsServer,
   startQueueWorker,
 } from '@holdfast/producer';
-import { DelayedError, type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, type Worker } from 'bullmq';
 import { breakerTransport, transportBreaker } from './breaker-transport.ts';
 import { NotArchivedError, SendError } from './errors.ts';
 import { type Outbound, outboundOf } from './outbound.ts';
