@@ -6,7 +6,7 @@
  * adding one needs `pnpm install`. The service's own imports resolve from its package directory.
  */
 import { loadConfig } from '@holdfast/core';
-import { start } from '../../../services/media-fetcher/src/index.ts';
+import { start } from '@holdfast/media-fetcher';
 import { serveUntilStopped } from './serve.ts';
 
 serveUntilStopped('media-fetcher', await start(loadConfig()));
