@@ -15,6 +15,19 @@ export class ObjectExistsError extends HoldfastError {
   }
 }
 
+/**
+ * A different object already sits at a key that embeds the content's hash: corruption or a bug,
+ * never something a retry fixes. It needs a person.
+ */
+export class ObjectConflictError extends HoldfastError {
+  readonly key: string;
+
+  constructor(key: string, expected: string, found: string) {
+    super('HOLDFAST_ERR_OBJECT_CONFLICT', `object ${key} exists with sha256 ${found}, expected ${expected}`);
+    this.key = key;
+  }
+}
+
 /** The key (or the version of it) does not exist. */
 export class ObjectNotFoundError extends HoldfastError {
   readonly key: string;

@@ -13,8 +13,8 @@ import {
   ValidationError,
   zodIssues,
 } from '@holdfast/core';
-import type { ObjectStore, PutObjectInput } from '@holdfast/worm-store';
-import { ArchiveConflictError, PayloadHashMismatchError } from './errors.ts';
+import { type ObjectStore, putOnce } from '@holdfast/worm-store';
+import { PayloadHashMismatchError } from './errors.ts';
 
 /** Bumped when the layout of archived objects or sidecars changes. */
 export const ARCHIVE_VERSION = 1;
@@ -176,21 +176,4 @@ function describe(event: EventEnvelope, retainUntil: Date): Record<string, unkno
     subject: event.subject,
     retainUntil: retainUntil.toISOString(),
   };
-}
-
-async function putOnce(
-  store: ObjectStore,
-  input: PutObjectInput,
-): Promise<{ versionId: string; created: boolean }> {
-  try {
-    const written = await store.put(input);
-    return { versionId: written.versionId, created: true };
-  } catch (error) {
-    if ((error as { code?: string }).code !== 'HOLDFAST_ERR_OBJECT_EXISTS') throw error;
-    const existing = await store.head(input.key);
-    if (!existing) throw error;
-    if (existing.sha256 !== input.sha256)
-      throw new ArchiveConflictError(input.key, input.sha256, existing.sha256);
-    return { versionId: existing.versionId, created: false };
-  }
 }

@@ -7,9 +7,9 @@ import {
   sidecarKey,
 } from '@holdfast/core';
 import { tempDir } from '@holdfast/testkit/temp-dir';
-import { LocalWormStore } from '@holdfast/worm-store';
+import { LocalWormStore, ObjectConflictError } from '@holdfast/worm-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ArchiveConflictError, archiveEvent, PayloadHashMismatchError } from '../src/index.ts';
+import { archiveEvent, PayloadHashMismatchError } from '../src/index.ts';
 
 const policy = RetentionPolicy.defaults();
 
@@ -142,7 +142,7 @@ describe('archiveEvent', () => {
         retainUntil: new Date('2030-01-01'),
         ifNoneMatch: true,
       });
-      await expect(archiveEvent(other, policy, event)).rejects.toBeInstanceOf(ArchiveConflictError);
+      await expect(archiveEvent(other, policy, event)).rejects.toBeInstanceOf(ObjectConflictError);
     } finally {
       await other.close();
     }

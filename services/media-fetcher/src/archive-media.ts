@@ -1,6 +1,5 @@
 import { canonicalJson, extensionFor, messageKey, sha256Hex, sidecarKey } from '@holdfast/core';
-import type { ObjectHead, ObjectStore, PutObjectInput } from '@holdfast/worm-store';
-import { MediaConflictError } from './errors.ts';
+import { type ObjectHead, type ObjectStore, putOnce } from '@holdfast/worm-store';
 import type { MediaJob } from './media-job.ts';
 import type { FetchedMedia } from './providers/fetched-media.ts';
 
@@ -134,22 +133,4 @@ async function catchUp(
     await store.extendRetention(key, versionId, retainUntil);
   }
   return head;
-}
-
-/** The archiver's putOnce: a conditional put whose "already there" is success if the hash matches. */
-async function putOnce(
-  store: ObjectStore,
-  input: PutObjectInput,
-): Promise<{ versionId: string; created: boolean }> {
-  try {
-    const written = await store.put(input);
-    return { versionId: written.versionId, created: true };
-  } catch (error) {
-    if ((error as { code?: string }).code !== 'HOLDFAST_ERR_OBJECT_EXISTS') throw error;
-    const existing = await store.head(input.key);
-    if (!existing) throw error;
-    if (existing.sha256 !== input.sha256)
-      throw new MediaConflictError(input.key, input.sha256, existing.sha256);
-    return { versionId: existing.versionId, created: false };
-  }
 }

@@ -145,17 +145,3 @@ export class MediaCredentialsMissingError extends MediaFetchError {
     );
   }
 }
-
-/**
- * A different object already sits at the media's key. Keys embed the content hash, so this is
- * corruption or a bug, never a retry: it needs a person.
- */
-export class MediaConflictError extends MediaFetchError {
-  constructor(key: string, expected: string, found: string) {
-    super(
-      'HOLDFAST_ERR_MEDIA_CONFLICT',
-      `object ${key} exists with sha256 ${found}, expected ${expected}`,
-      true,
-    );
-  }
-}

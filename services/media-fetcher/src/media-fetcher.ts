@@ -98,6 +98,7 @@ export interface MediaFetcherHandle {
 
 /** Errors that retrying cannot fix, besides MediaFetchError's own `permanent` ones. */
 const PERMANENT = new Set([
+  'HOLDFAST_ERR_OBJECT_CONFLICT',
   'HOLDFAST_ERR_VALIDATION',
   'HOLDFAST_ERR_INVALID_OBJECT_INPUT',
   'HOLDFAST_ERR_INVALID_KEY',
