@@ -1,5 +1,11 @@
 import { join, resolve } from 'node:path';
-import { createLogger, type HoldfastConfig, loadConfig, type ServiceHandle } from '@holdfast/core';
+import {
+  createLogger,
+  type HoldfastConfig,
+  loadConfig,
+  type ServiceHandle,
+  type TransportSpec,
+} from '@holdfast/core';
 import { type LocalRedis, startLocalRedis } from './local-redis.ts';
 import { SERVICES } from './services.ts';
 
@@ -35,10 +41,9 @@ export async function runDev(): Promise<void> {
     redisUrl: config.redisUrl,
     store: config.store,
     spoolDir: config.spoolDir,
-    email:
-      config.channels.email.transport.kind === 'outbox'
-        ? `outbox:${config.channels.email.transport.dir}`
-        : 'ses',
+    email: transportText(config.channels.email.transport, 'ses'),
+    sms: transportText(config.channels.sms.transport, 'twilio'),
+    whatsapp: transportText(config.channels.whatsapp.transport, 'cloud-api'),
     services: Object.keys(SERVICES),
     ingestUrl: handles.map((h) => (h as { url?: string }).url).find(Boolean),
   };
@@ -56,4 +61,8 @@ export async function runDev(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+}
+
+function transportText(spec: TransportSpec, provider: string): string {
+  return spec.kind === 'outbox' ? `outbox:${spec.dir}` : provider;
 }
