@@ -2,13 +2,14 @@
 // accepted a message and before the sender recorded the result. The restarted sender must resolve
 // that attempt as documented — never silently send twice.
 import { join } from 'node:path';
-import { QUEUES } from '@holdfast/core';
+import { QUEUES, UNCERTAIN_SENDS_KEY } from '@holdfast/core';
 import { startTwilioServer, type TestTwilioServer } from '@holdfast/testkit/twilio-server';
 import {
   startWhatsAppCloudServer,
   type TestWhatsAppCloudServer,
 } from '@holdfast/testkit/whatsapp-cloud-server';
 import type { ObjectStore } from '@holdfast/worm-store';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFleet, type TestFleet } from '../support/fleet.ts';
 import { freePort, ServiceProcess } from '../support/service-process.ts';
@@ -156,6 +157,14 @@ describe('a sender crash between the provider call and its recorded result', () 
       });
       const job = await fleet.queue(QUEUES.sendWhatsApp).getJob(id);
       expect(job!.returnvalue).toMatchObject({ outcome: resolution === 'resent' ? 'sent' : 'uncertain' });
+      // A message that may not have gone out is listed for a person (`holdfast status` counts it).
+      const redis = new Redis(fleet.redis.url);
+      try {
+        const listed = await redis.zscore(UNCERTAIN_SENDS_KEY, `whatsapp/${id}`);
+        expect(listed !== null).toBe(resolution === 'not-resent');
+      } finally {
+        redis.disconnect();
+      }
     },
   );
 });

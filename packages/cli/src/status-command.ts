@@ -1,5 +1,5 @@
 import { listPauses } from '@holdfast/archiver';
-import { ConfigError, loadConfig, QUEUE_PREFIX, type QueueName } from '@holdfast/core';
+import { ConfigError, loadConfig, QUEUE_PREFIX, type QueueName, UNCERTAIN_SENDS_KEY } from '@holdfast/core';
 import {
   DeadLetters,
   type PublishedSpoolState,
@@ -29,7 +29,8 @@ export type StatusWarningKind =
   | 'email-paused'
   | 'queue-paused'
   | 'spool-backlog'
-  | 'spool-silent';
+  | 'spool-silent'
+  | 'send-uncertain';
 
 export interface StatusWarning {
   kind: StatusWarningKind;
@@ -87,6 +88,8 @@ export interface StatusReport {
   /** Breaker entries no process refreshed in the last minute. */
   staleBreakers: BreakerStatus[];
   pauses: PauseStatus[];
+  /** Sends of unknown outcome that the at-most-once policy did not resend, in the last 7 days. */
+  uncertainSends: { count: number; latest: { channel: string; eventId: string; at: string }[] };
   warnings: StatusWarning[];
 }
 
@@ -98,13 +101,14 @@ export async function collectStatus(
   const now = options.now ?? new Date();
   const dead = new DeadLetters({ redis });
   try {
-    const [settings, queues, deadCounts, spoolStates, breakers, pauses] = await Promise.all([
+    const [settings, queues, deadCounts, spoolStates, breakers, pauses, uncertainSends] = await Promise.all([
       readRedisSettings(redis, options.redisUrl),
       readQueueStatus(redis),
       dead.counts(),
       readSpoolStates(redis, { maxAgeMs: FRESH_MS, now }),
       readBreakers(redis, now),
       listPauses(redis),
+      readUncertainSends(redis, now),
     ]);
     const withAge = (s: PublishedSpoolState): SpoolStatus => ({
       ...s,
@@ -128,6 +132,7 @@ export async function collectStatus(
         pausedBy: p.pausedBy,
         reason: p.reason,
       })),
+      uncertainSends,
       warnings: [],
     };
     report.warnings = warningsOf(report, options.maxSpoolAgeMs);
@@ -135,6 +140,22 @@ export async function collectStatus(
   } finally {
     await dead.close();
   }
+}
+
+const UNCERTAIN_WINDOW_MS = 7 * 24 * 3600 * 1000;
+
+async function readUncertainSends(redis: Redis, now: Date): Promise<StatusReport['uncertainSends']> {
+  const since = now.getTime() - UNCERTAIN_WINDOW_MS;
+  const [count, latest] = await Promise.all([
+    redis.zcount(UNCERTAIN_SENDS_KEY, since, '+inf'),
+    redis.zrevrangebyscore(UNCERTAIN_SENDS_KEY, '+inf', since, 'WITHSCORES', 'LIMIT', 0, 10),
+  ]);
+  const entries: StatusReport['uncertainSends']['latest'] = [];
+  for (let i = 0; i < latest.length; i += 2) {
+    const [channel = '', eventId = ''] = latest[i]!.split('/');
+    entries.push({ channel, eventId, at: new Date(Number(latest[i + 1])).toISOString() });
+  }
+  return { count, latest: entries };
 }
 
 /** What on-call must look at, most dangerous first. */
@@ -192,6 +213,12 @@ export function warningsOf(report: StatusReport, maxSpoolAgeMs: number): StatusW
     warn(
       'email-paused',
       `${p.project}: outbound email PAUSED since ${p.since} (${p.trigger}): see holdfast pause status`,
+    );
+  }
+  if (report.uncertainSends.count > 0) {
+    warn(
+      'send-uncertain',
+      `${report.uncertainSends.count} send(s) in the last 7 days may not have gone out (the provider cannot be asked and the channel is at-most-once, so they were not resent; each has an archived message.send-uncertain event): decide whether to send them again`,
     );
   }
   for (const q of report.queues.filter((q) => q.paused)) {

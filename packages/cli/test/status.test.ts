@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createLogger, newEvent, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
+import { createLogger, newEvent, QUEUE_PREFIX, QUEUES, UNCERTAIN_SENDS_KEY } from '@holdfast/core';
 import {
   closeQueueWorker,
   DeadLetters,
@@ -203,6 +203,14 @@ describe('holdfast status', () => {
       'sender/twilio/sender-gone:14': breaker('sender', 'twilio', 'open', minutesAgo(10)),
       'sender/junk/x:1': 'not json',
     });
+    // A WhatsApp send the at-most-once policy did not resend (a minute ago), and one long past the window.
+    await client.zadd(
+      UNCERTAIN_SENDS_KEY,
+      Date.now() - 60_000,
+      'whatsapp/019a0000-0000-7000-8000-000000000001',
+      Date.now() - 8 * 24 * 3600 * 1000,
+      'email/019a0000-0000-7000-8000-000000000002',
+    );
 
     // A project's outbound email paused by hand, as on-call does it.
     const paused = await run(
@@ -249,12 +257,17 @@ describe('holdfast status', () => {
         'dead-letters',
         'email-paused',
         'queue-paused',
+        'send-uncertain',
         'spool-backlog',
         'spool-silent',
       ].sort(),
     );
     const message = (kind: string) => report.warnings.find((w) => w.kind === kind)!.message;
     expect(message('dead-letters')).toContain('1 dead letter(s) (media 1)');
+    expect(message('send-uncertain')).toMatch(/^1 send\(s\) in the last 7 days may not have gone out/);
+    expect(report.uncertainSends.latest).toEqual([
+      expect.objectContaining({ channel: 'whatsapp', eventId: '019a0000-0000-7000-8000-000000000001' }),
+    ]);
     expect(message('breaker-open')).toContain('breaker ses of sender on sender-1:12 is OPEN');
     expect(message('spool-backlog')).toContain('ingest on ingest-7f9c:41 has 12 event(s) not yet archived');
     // The young backlog of the running sender is no warning at the default threshold (5m)...
@@ -282,7 +295,7 @@ describe('holdfast status', () => {
     );
     expect(human.stdout).toMatch(/^WARNING: 1 dead letter\(s\) \(media 1\): see holdfast dlq list$/m);
     expect(human.stdout).toMatch(/^WARNING: acme: outbound email PAUSED since /m);
-    expect(human.stdout.match(/^WARNING: /gm)).toHaveLength(6);
+    expect(human.stdout.match(/^WARNING: /gm)).toHaveLength(7);
     expect(human.stdout).not.toContain('OK: no warnings');
   });
 

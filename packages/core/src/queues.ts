@@ -36,6 +36,13 @@ export function emailPauseKey(project: string): string {
   return `${QUEUE_PREFIX}:pause:email:${project}`;
 }
 
+/**
+ * Sends whose outcome stayed unknown and that the at-most-once policy did not resend: a sorted
+ * set (score: epoch ms, member `<channel>/<event id>`) `holdfast status` counts, so a person
+ * decides whether to send them again. Entries older than 30 days are pruned.
+ */
+export const UNCERTAIN_SENDS_KEY = `${QUEUE_PREFIX}:send-uncertain`;
+
 /** Payload of an `archive` job: one event to write under lock. */
 export interface ArchiveJobData {
   event: EventEnvelope;

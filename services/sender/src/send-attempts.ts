@@ -5,11 +5,15 @@ import {
   newEvent,
   parseEvent,
   QUEUE_PREFIX,
+  UNCERTAIN_SENDS_KEY,
 } from '@holdfast/core';
 import type { EventWriter } from '@holdfast/producer';
 import type { Redis } from 'ioredis';
 import { SendError } from './errors.ts';
 import type { Transport } from './transports/index.ts';
+
+/** How long an unresent uncertain send stays listed for `holdfast status`. */
+const UNCERTAIN_KEEP_MS = 30 * 24 * 3600 * 1000;
 
 /** How long the outcome of a send is remembered, to stop a re-delivered job from sending again. */
 const OUTCOME_TTL_SECONDS = 30 * 24 * 3600;
@@ -128,6 +132,13 @@ export class SendAttempts {
         );
         if (resolution === 'not-resent') {
           await settle(uncertain);
+          // For a person to decide: `holdfast status` counts these.
+          const now = Date.now();
+          await this.#redis
+            .multi()
+            .zadd(UNCERTAIN_SENDS_KEY, now, `${event.channel}/${event.id}`)
+            .zremrangebyscore(UNCERTAIN_SENDS_KEY, '-inf', now - UNCERTAIN_KEEP_MS)
+            .exec();
           return { outcome: 'uncertain', outcomeEventId: uncertain.id, sentNow: false };
         }
         await this.#writer.submit(uncertain, 'archive');
