@@ -1,5 +1,6 @@
 import { QUEUES, sidecarKey } from '@holdfast/core';
 import { type S3Server, startS3Server } from '@holdfast/testkit/s3-server';
+import { startSesServer } from '@holdfast/testkit/ses-server';
 import { startTwilioServer, type TestTwilioServer } from '@holdfast/testkit/twilio-server';
 import {
   startWhatsAppCloudServer,
@@ -181,6 +182,47 @@ describe('SMS and WhatsApp end to end', () => {
       data: { transport: 'cloud-api', providerMessageId: message!.id },
     });
     expect(whatsapp.sent).toHaveLength(1);
+  });
+
+  it('email through SES v2: the archived bytes are the bytes SES got, and message.sent carries its MessageId', async () => {
+    const ses = await startSesServer();
+    // The SES client takes its credentials from the environment, as in production.
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = 'AKIDEXAMPLE';
+    process.env.AWS_SECRET_ACCESS_KEY = 'secret';
+    try {
+      fleet = await startFleet({
+        env: { HOLDFAST_EMAIL_TRANSPORT: 'ses', HOLDFAST_SES_ENDPOINT: ses.endpoint },
+      });
+      await fleet.startArchiver();
+      await fleet.startSender();
+      const producer = await fleet.producer();
+      const { id, archiveKey } = await producer.sendEmail({
+        from: 'alerts@acme.example',
+        to: 'ada@customer.example',
+        subject: 'Your statement',
+        text: 'Attached.',
+      });
+      const [mail] = await waitFor('the email at SES', () => (ses.sent.length > 0 ? ses.sent : undefined));
+      const archived = await fleet.store.get(archiveKey);
+      expect(Buffer.from(archived.body).equals(mail!.raw)).toBe(true);
+      expect(mail!.tags).toContainEqual({ Name: 'holdfast-event-id', Value: id });
+      const [sent] = await waitFor('message.sent archived', async () => {
+        const e = await ofType(fleet!.store, 'email/acme/outbound/', 'message.sent');
+        return e.length > 0 ? e : undefined;
+      });
+      expect(sent).toMatchObject({
+        subject: id,
+        data: { transport: 'ses', providerMessageId: mail!.messageId },
+      });
+      expect(ses.sent).toHaveLength(1);
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved.id;
+      process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+      if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+      if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+      await ses.close();
+    }
   });
 
   it('a permanent provider rejection is recorded as message.send-failed and not retried', async () => {
