@@ -1,6 +1,7 @@
 import {
   type ArchiveJobData,
   type ArchiveJobResult,
+  backoffDelay,
   createLogger,
   type EventEnvelope,
   type HoldfastConfig,
@@ -94,6 +95,27 @@ const PERMANENT = new Set([
   'HOLDFAST_ERR_CHECKSUM_MISMATCH',
 ]);
 
+/**
+ * A store that cannot be reached yet (an outage, a restart of both at once) is waited for, with
+ * capped backoff, instead of exiting into a crash loop; a store that answers and fails the
+ * preflight still stops the start at once.
+ */
+async function untilReachable<T>(attempt: () => Promise<T>, log: Logger): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'HOLDFAST_ERR_STORE_UNAVAILABLE') throw error;
+      const waitMs = backoffDelay(tries, 500, 15_000);
+      log.warn(
+        { err: (error as Error).message, tries, waitMs },
+        'store unreachable at start; waiting for it',
+      );
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+}
+
 /** Start the archiver: consume archive jobs and write each event under WORM retention. */
 export async function start(
   config: Readonly<HoldfastConfig>,
@@ -106,7 +128,11 @@ export async function start(
   // Fail closed: refuse a store that fails the preflight (an injected store is its owner's to check).
   const { s3Endpoint, region } = config;
   const minimumRetentionDays = policy.minimumDays();
-  if (ownsStore) await preflightStore(config.store, { s3Endpoint, region, minimumRetentionDays, log });
+  if (ownsStore)
+    await untilReachable(
+      () => preflightStore(config.store, { s3Endpoint, region, minimumRetentionDays, log }),
+      log,
+    );
   // Every store call below, start-up writes included, goes through the breaker.
   const storeBreaker = createBreaker({
     ...breakerSettingsFrom(config),

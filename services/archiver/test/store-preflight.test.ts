@@ -52,6 +52,27 @@ describe('archiver start: store preflight (fail closed)', () => {
     expect(s3.requests.some((r) => r.operation === 'PutObject')).toBe(false);
   });
 
+  it('waits for a store that is unreachable at start instead of exiting, then starts', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const { s3, config } = await configFor({}, redis.url);
+    s3.setUnavailable(true);
+    let started = false;
+    const starting = start(config).then((handle) => {
+      started = true;
+      cleanups.push(() => handle.close());
+      return handle;
+    });
+    // It keeps asking (several refused requests) and does not give up.
+    await vi.waitFor(() => expect(s3.requests.filter((r) => r.status === 503).length).toBeGreaterThan(2), {
+      timeout: 10_000,
+    });
+    expect(started).toBe(false);
+    s3.setUnavailable(false);
+    const handle = await starting;
+    expect(handle.opsUrl).toMatch(/^http:/);
+  });
+
   it('starts against a compliant bucket', async () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
