@@ -1,4 +1,5 @@
 import { QUEUES, sidecarKey } from '@holdfast/core';
+import { DeadLetters } from '@holdfast/producer';
 import { type S3Server, startS3Server } from '@holdfast/testkit/s3-server';
 import { startSesServer } from '@holdfast/testkit/ses-server';
 import { startTwilioServer, type TestTwilioServer } from '@holdfast/testkit/twilio-server';
@@ -262,6 +263,48 @@ describe('SMS and WhatsApp end to end', () => {
       'submission archived',
       async () => (await ofType(fleet!.store, 'sms/acme/outbound/', 'message.submitted')).length === 1,
     );
+  });
+
+  it('a send that runs out of retries is recorded as message.send-failed and dead-lettered', async () => {
+    twilio = await startTwilioServer();
+    fleet = await startFleet({
+      env: {
+        HOLDFAST_SMS_TRANSPORT: 'twilio',
+        HOLDFAST_TWILIO_ACCOUNT_SID: twilio.accountSid,
+        HOLDFAST_TWILIO_AUTH_TOKEN: twilio.authToken,
+        HOLDFAST_TWILIO_API_URL: twilio.url,
+      },
+    });
+    await fleet.startArchiver();
+    await fleet.startSender();
+    const producer = await fleet.producer();
+    // Throttled on every one of the job's 10 attempts (an answer: it certainly was not sent).
+    twilio.failNext(10, { status: 429, code: 20429 });
+    const { id } = await producer.sendSms(sms);
+
+    await waitFor(
+      'the send job failed for good',
+      async () => (await fleet!.queue(QUEUES.sendSms).getJobState(id)) === 'failed',
+      60_000,
+    );
+    expect((await fleet.queue(QUEUES.sendSms).getJob(id))!.attemptsMade).toBe(10);
+    const [failed] = await waitFor('message.send-failed archived', async () => {
+      const e = await ofType(fleet!.store, 'sms/acme/outbound/', 'message.send-failed');
+      return e.length > 0 ? e : undefined;
+    });
+    expect(failed).toMatchObject({
+      subject: id,
+      data: { attempt: 10, reachedProvider: 'no', reason: expect.stringMatching(/^retries exhausted: /) },
+    });
+    expect(twilio.messages).toHaveLength(0);
+    const dead = new DeadLetters({ redisUrl: fleet.redis.url });
+    try {
+      expect((await dead.list()).map((d) => [d.queue, d.jobId, d.classification])).toEqual([
+        [QUEUES.sendSms, id, 'exhausted'],
+      ]);
+    } finally {
+      await dead.close();
+    }
   });
 
   it('the ingest API takes SMS and WhatsApp messages for the caller’s project', async () => {

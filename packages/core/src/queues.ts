@@ -43,6 +43,17 @@ export function emailPauseKey(project: string): string {
  */
 export const UNCERTAIN_SENDS_KEY = `${QUEUE_PREFIX}:send-uncertain`;
 
+/**
+ * Left by `holdfast dlq discard` when it removes a job: a spool that still holds the event (its
+ * producer was away) must treat the job as finished, not as lost and to be enqueued again.
+ */
+export function discardedKeyOf(queue: QueueName, jobId: string): string {
+  return `${QUEUE_PREFIX}:discarded:${queue}:${jobId}`;
+}
+
+/** How long a discard tombstone is kept: longer than any spool waits to be drained. */
+export const DISCARDED_TTL_SECONDS = 30 * 24 * 3600;
+
 /** Payload of an `archive` job: one event to write under lock. */
 export interface ArchiveJobData {
   event: EventEnvelope;

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import {
+  DISCARDED_TTL_SECONDS,
   deadLetterQueueOf,
+  discardedKeyOf,
   type Logger,
   QUEUE_PREFIX,
   QUEUES,
@@ -965,6 +967,13 @@ export class DeadLetters {
       [e.jobId],
     );
     if (outcome === 'taken') {
+      // A spool that still holds the event must not bring the discarded job back.
+      await this.#redis.set(
+        discardedKeyOf(e.queue, e.jobId),
+        new Date().toISOString(),
+        'EX',
+        DISCARDED_TTL_SECONDS,
+      );
       // Out of the failed set already; this drops the job's data. Its children stay (a completed
       // archive child is the archive's business; a failed one has its own entry).
       await queue.remove(e.jobId, { removeChildren: false }).catch((error: unknown) => {

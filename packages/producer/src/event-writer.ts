@@ -1,5 +1,6 @@
 import {
   createLogger,
+  discardedKeyOf,
   type EventEnvelope,
   type Logger,
   parseEvent,
@@ -221,6 +222,20 @@ export class EventWriter {
           if (failedReason) report.failed++;
           if (await this.#completed(id, queue)) report.acked++;
         } else report.waiting++;
+      }
+    }
+    // A job a person discarded from the dead letters is finished, not lost.
+    if (missing.size > 0) {
+      const pipeline = this.#redis.pipeline();
+      const asked = [...missing].flatMap(([id, queues]) => queues.map((queue) => ({ id, queue })));
+      for (const { id, queue } of asked) pipeline.exists(discardedKeyOf(queue, id));
+      const results = (await pipeline.exec()) ?? [];
+      for (const [j, { id, queue }] of asked.entries()) {
+        if (results[j]?.[1] !== 1) continue;
+        const rest = missing.get(id)!.filter((q) => q !== queue);
+        if (rest.length > 0) missing.set(id, rest);
+        else missing.delete(id);
+        if (await this.#completed(id, queue)) report.acked++;
       }
     }
     if (missing.size > 0) {

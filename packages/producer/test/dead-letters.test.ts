@@ -1,5 +1,13 @@
-import { createLogger, deadLetterQueueOf, QUEUE_PREFIX, QUEUES, type QueueName } from '@holdfast/core';
+import {
+  createLogger,
+  deadLetterQueueOf,
+  newEvent,
+  QUEUE_PREFIX,
+  QUEUES,
+  type QueueName,
+} from '@holdfast/core';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
+import { tempDir } from '@holdfast/testkit/temp-dir';
 import { FlowProducer, type Job, type JobsOptions, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,6 +18,7 @@ import {
   DeadLetterNotFoundError,
   DeadLetters,
   deadLetterWatchOf,
+  EventWriter,
   startQueueWorker,
 } from '../src/index.ts';
 
@@ -539,6 +548,50 @@ describe('dead letters', () => {
     await expect(dl.discard({ refs: [{ queue: 'media', jobId: 'evt-d-0' }] })).rejects.toBeInstanceOf(
       DeadLetterNotFoundError,
     );
+  });
+
+  it("a spool that still holds a discarded job's event (its producer was away) acknowledges it instead of enqueueing it again", async () => {
+    const dir = await tempDir();
+    try {
+      const event = newEvent({
+        type: 'audit.login',
+        occurredAt: new Date(),
+        project: 'acme',
+        channel: 'record',
+        direction: 'internal',
+        subject: 'user-1',
+        category: 'audit-log',
+        data: {},
+      });
+      // Accepted and enqueued; then the producer goes away before the job fails.
+      const away = await EventWriter.open({ spoolDir: dir.path, redisUrl: redis.url, logger: log });
+      await away.submit(event, 'archive');
+      await eventually(
+        async () => (await queue(QUEUES.archive).getJobState(event.id)) === 'waiting',
+        'the job',
+      );
+      await away.close();
+      await worker(QUEUES.archive, async () => {
+        throw new UnrecoverableError('HOLDFAST_ERR_VALIDATION: not archivable');
+      });
+      await dead(QUEUES.archive, event.id);
+      await dl.discard({ refs: [{ queue: 'archive', jobId: event.id }] }, { actor: 'ops@acme' });
+      expect(await queue(QUEUES.archive).getJobState(event.id)).toBe('unknown');
+
+      const back = await EventWriter.open({ spoolDir: dir.path, redisUrl: redis.url, logger: log });
+      try {
+        const report = await eventually(async () => {
+          const r = await back.drain(0);
+          return back.stats().backlog === 0 && r;
+        }, 'the spool acknowledged');
+        expect(report.requeued).toBe(0);
+        expect(await queue(QUEUES.archive).getJobState(event.id)).toBe('unknown');
+      } finally {
+        await back.close();
+      }
+    } finally {
+      await dir.remove();
+    }
   });
 
   it('changes nothing in a dry run, and does not call beforeChange', async () => {

@@ -73,8 +73,17 @@ export interface ArchiverHandle {
 
 /** Providers retry webhooks for up to a few days (Meta: 7); duplicates later than this are archived again. */
 const SEEN_MARKER_TTL_SECONDS = 8 * 24 * 3600;
-/** A claim left by a crashed archiver expires so the event can be archived by a retry. */
-const CLAIM_TTL_SECONDS = 300;
+/**
+ * A claim outlives any archive job (a retry of the same job takes its own claim back at once);
+ * it expires only so that a provider duplicate whose first job died for good is archived after all.
+ */
+const CLAIM_TTL_SECONDS = 3600;
+/** Delete the claim only while it is still this job's. */
+const RELEASE_CLAIM = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+/** Record the result unless another job's result or claim took the key after ours lapsed. */
+const SETTLE_CLAIM = `local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return 0`;
 /** A claim in progress: `pending:<job id>`, so a retry of the same job can tell its own claim. */
 const PENDING = 'pending:';
 
@@ -195,10 +204,11 @@ export async function start(
         await applyRetentionTriggers({ redis, store, policy, log }, event, result);
         await enqueueMedia(mediaQueue, event, result);
       } catch (error) {
-        await redis.del(seenKey).catch(() => {});
+        // Only our own claim: if it lapsed and another job claimed (or finished) meanwhile, theirs stays.
+        await redis.eval(RELEASE_CLAIM, 1, seenKey, claim).catch(() => {});
         throw error;
       }
-      await redis.set(seenKey, JSON.stringify(result), 'EX', SEEN_MARKER_TTL_SECONDS);
+      await redis.eval(SETTLE_CLAIM, 1, seenKey, claim, JSON.stringify(result), SEEN_MARKER_TTL_SECONDS);
       // Debug, not info: the archive itself is the record of every write, and a log line per event
       // cost ~6% of the archiver's CPU in the benchmark profile.
       log.debug(

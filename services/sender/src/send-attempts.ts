@@ -69,6 +69,11 @@ export class SendAttempts {
     message: M,
     transport: Transport<M>,
     delivery: DeliveryPolicy,
+    /**
+     * The job's attempt (1-based), and whether it is its last: no retry follows a retryable
+     * failure of a last attempt, so that failure is recorded.
+     */
+    job: { attempt: number; last: boolean } = { attempt: 1, last: false },
   ): Promise<SendJobResult> {
     const outcomeKey = `${QUEUE_PREFIX}:send-outcome:${event.id}`;
     const attemptKey = `${QUEUE_PREFIX}:send-attempt:${event.id}`;
@@ -131,21 +136,18 @@ export class SendAttempts {
           'earlier attempt may have been sent; the provider cannot be asked',
         );
         if (resolution === 'not-resent') {
+          // Listed first, for a person to decide (`holdfast status` counts these): a crash after
+          // the outcome marker would otherwise leave it settled and unlisted.
+          await this.#listUncertain(event);
           await settle(uncertain);
-          // For a person to decide: `holdfast status` counts these.
-          const now = Date.now();
-          await this.#redis
-            .multi()
-            .zadd(UNCERTAIN_SENDS_KEY, now, `${event.channel}/${event.id}`)
-            .zremrangebyscore(UNCERTAIN_SENDS_KEY, '-inf', now - UNCERTAIN_KEEP_MS)
-            .exec();
           return { outcome: 'uncertain', outcomeEventId: uncertain.id, sentNow: false };
         }
         await this.#writer.submit(uncertain, 'archive');
       }
     }
 
-    const attempt = (open?.attempt ?? 0) + 1;
+    // A stalled job runs again under the same job attempt: number calls, not job runs.
+    const attempt = Math.max(job.attempt, (open?.attempt ?? 0) + 1);
     await this.#writer.submit(outcome('message.send-attempted', { attempt }), 'archive');
     await this.#redis.hset(attemptKey, { attempt, startedAt: new Date().toISOString() });
     await this.#redis.expire(attemptKey, OUTCOME_TTL_SECONDS);
@@ -165,12 +167,34 @@ export class SendAttempts {
           ...(failure.status ? { status: failure.status } : {}),
         });
         await settle(rejected);
+      } else if (job.last) {
+        // Out of retries: recorded, but not settled, so a replay of the dead letter sends again
+        // (or, if this call's fate is unknown, resolves it as any retry would).
+        await this.#writer.submit(
+          outcome('message.send-failed', {
+            attempt,
+            reason: `retries exhausted: ${failure.message}`,
+            reachedProvider: failure.reachedProvider,
+            ...(failure.providerCode ? { providerCode: failure.providerCode } : {}),
+            ...(failure.status ? { status: failure.status } : {}),
+          }),
+          'archive',
+        );
       }
       throw failure;
     }
     const sent = outcome('message.sent', { providerMessageId, attempt });
     await settle(sent);
     return { outcome: 'sent', providerMessageId, outcomeEventId: sent.id, sentNow: true };
+  }
+
+  async #listUncertain(event: EventEnvelope): Promise<void> {
+    const now = Date.now();
+    await this.#redis
+      .multi()
+      .zadd(UNCERTAIN_SENDS_KEY, now, `${event.channel}/${event.id}`)
+      .zremrangebyscore(UNCERTAIN_SENDS_KEY, '-inf', now - UNCERTAIN_KEEP_MS)
+      .exec();
   }
 
   async #openAttempt(key: string): Promise<OpenAttempt | undefined> {

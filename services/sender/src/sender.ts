@@ -144,7 +144,11 @@ export async function start(
       try {
         // Before anything is recorded: a call the breaker would refuse is not an attempt.
         breakers[channel].throwIfOpen();
-        const result = await attempts.deliver(event, outbound.message, transport, outbound.delivery);
+        const attempt = job.attemptsMade + 1;
+        const result = await attempts.deliver(event, outbound.message, transport, outbound.delivery, {
+          attempt,
+          last: attempt >= (job.opts.attempts ?? 1),
+        });
         log.info(
           { jobId: job.id, eventId: event.id, channel, outcome: result.outcome, transport: transport.name },
           'send settled',
