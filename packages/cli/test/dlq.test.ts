@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createLogger, QUEUE_PREFIX, QUEUES, type QueueName } from '@holdfast/core';
 import { closeQueueWorker, DeadLetters, startQueueWorker } from '@holdfast/producer';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
@@ -8,26 +7,11 @@ import { LocalWormStore } from '@holdfast/worm-store';
 import { Queue, UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-
-const MAIN = resolve(import.meta.dirname, '../src/main.ts');
+import { runCli } from './support/run-cli.ts';
 
 type Worker = Awaited<ReturnType<typeof startQueueWorker>>;
 type Job = Parameters<Parameters<typeof startQueueWorker>[0]['process']>[0];
 const log = createLogger({ name: 'dlq-cli-test', level: 'silent' });
-
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 async function eventually<T>(probe: () => Promise<T | undefined | null | false>, what: string): Promise<T> {
   const deadline = Date.now() + 30_000;
@@ -150,7 +134,7 @@ describe('holdfast dlq', () => {
       retryable: true,
     });
 
-    const table = await run(['dlq', 'list'], env);
+    const table = await runCli(['dlq', 'list'], env);
     expect(table.stderr).toBe('');
     expect(table.code).toBe(0);
     const lines = table.stdout.trimEnd().split('\n');
@@ -163,7 +147,7 @@ describe('holdfast dlq', () => {
     expect(lines[2]).toMatch(/Twilio 21610: Attempt to send to unsubscribed recipient$/);
     expect(lines[4]).toBe('3 shown; 3 dead letter(s) in all (archive 1, send-sms 2)');
 
-    const json = await run(['dlq', 'list', '--json'], env);
+    const json = await runCli(['dlq', 'list', '--json'], env);
     const all = JSON.parse(json.stdout) as Record<string, unknown>[];
     expect(all.map((e) => [e.queue, e.jobId, e.classification, e.eventId])).toEqual([
       ['archive', 'evt-a', 'permanent', 'evt-a'],
@@ -173,7 +157,7 @@ describe('holdfast dlq', () => {
     expect(all[0]).not.toHaveProperty('data');
 
     const ids = async (...args: string[]) => {
-      const r = await run(['dlq', 'list', '--json', ...args], env);
+      const r = await runCli(['dlq', 'list', '--json', ...args], env);
       expect(r.code).toBe(0);
       return (JSON.parse(r.stdout) as { jobId: string }[]).map((e) => e.jobId);
     };
@@ -182,11 +166,11 @@ describe('holdfast dlq', () => {
     expect(await ids('--older-than', '1h')).toEqual([]);
     expect(await ids('--newer-than', '1h', '--queue', 'archive')).toEqual(['evt-a']);
     expect(await ids('--limit', '2')).toEqual(['evt-a', 'evt-s']);
-    expect((await run(['dlq', 'list', '--older-than', '1h'], env)).stdout).toMatch(
+    expect((await runCli(['dlq', 'list', '--older-than', '1h'], env)).stdout).toMatch(
       /^no dead letters match\n0 shown; 3 dead/,
     );
 
-    const shown = await run(['dlq', 'show', 'send-sms', 'evt-t'], env);
+    const shown = await runCli(['dlq', 'show', 'send-sms', 'evt-t'], env);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/^send-sms evt-t \(job\)\nstatus: +dead\n/);
     expect(shown.stdout).toMatch(/classification: +exhausted/);
@@ -195,7 +179,7 @@ describe('holdfast dlq', () => {
     expect(shown.stdout).toMatch(
       /run 1 {2}attempts 1-2 {2}\S+ \.\. \S+ {2}Error: Twilio 20429: Too Many Requests/,
     );
-    const shownJson = JSON.parse((await run(['dlq', 'show', 'send-sms', 'evt-s', '--json'], env)).stdout);
+    const shownJson = JSON.parse((await runCli(['dlq', 'show', 'send-sms', 'evt-s', '--json'], env)).stdout);
     expect(shownJson).toMatchObject({
       queue: 'send-sms',
       jobId: 'evt-s',
@@ -218,20 +202,20 @@ describe('holdfast dlq', () => {
     });
     expect(shownJson).not.toHaveProperty('data');
 
-    const badDuration = await run(['dlq', 'list', '--older-than', '1x'], env);
+    const badDuration = await runCli(['dlq', 'list', '--older-than', '1x'], env);
     expect(badDuration.code).not.toBe(0);
     expect(badDuration.stderr).toMatch(
       /option '--older-than <duration>' argument '1x' is invalid\. "1x" is not a duration/,
     );
-    const badQueue = await run(['dlq', 'list', '--queue', 'nope'], env);
+    const badQueue = await runCli(['dlq', 'list', '--queue', 'nope'], env);
     expect(badQueue.code).not.toBe(0);
     expect(badQueue.stderr).toMatch(/unknown queue "nope"; one of: archive, send-email/);
-    const badLimit = await run(['dlq', 'list', '--limit', '0'], env);
+    const badLimit = await runCli(['dlq', 'list', '--limit', '0'], env);
     expect(badLimit.code).not.toBe(0);
     expect(badLimit.stderr).toMatch(
       /'--limit <n>' argument '0' is invalid\. "0" is not a positive whole number/,
     );
-    const missing = await run(['dlq', 'show', 'send-sms', 'nope'], env);
+    const missing = await runCli(['dlq', 'show', 'send-sms', 'nope'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no dead letter send-sms nope.*\(HOLDFAST_ERR_DEAD_LETTER_NOT_FOUND\)/);
   });
@@ -239,7 +223,7 @@ describe('holdfast dlq', () => {
   it('replays: a dry run changes nothing, a replay is archived first and runs the job once, a second is a no-op', async () => {
     await deadJob(QUEUES.archive, 'evt-r', 'HOLDFAST_ERR_RETENTION_POLICY: unknown category "x"');
 
-    const dry = await run(['dlq', 'replay', 'archive', 'evt-r', '--dry-run', '--json'], env);
+    const dry = await runCli(['dlq', 'replay', 'archive', 'evt-r', '--dry-run', '--json'], env);
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({
       operation: 'replay',
@@ -248,18 +232,21 @@ describe('holdfast dlq', () => {
       operatorEvent: null,
       items: [{ queue: 'archive', jobId: 'evt-r', action: 'retry', status: 'planned' }],
     });
-    expect((await run(['dlq', 'replay', 'archive', 'evt-r', '--dry-run'], env)).stdout).toMatch(
+    expect((await runCli(['dlq', 'replay', 'archive', 'evt-r', '--dry-run'], env)).stdout).toMatch(
       /^dry run: 1 would be replayed, 0 no-op; nothing was changed\n/,
     );
     expect(await dl.show('archive', 'evt-r')).toMatchObject({ status: 'dead', jobState: 'failed' });
     expect(runs.get('evt-r')).toBe(1);
     expect(await operatorEvents('dlq.replayed')).toEqual([]);
 
-    const noActor = await run(['dlq', 'replay', 'archive', 'evt-r'], env);
+    const noActor = await runCli(['dlq', 'replay', 'archive', 'evt-r'], env);
     expect(noActor.code).toBe(1);
     expect(noActor.stderr).toMatch(/--actor: required \(or set HOLDFAST_ACTOR\)/);
 
-    const replayed = await run(['dlq', 'replay', 'archive', 'evt-r', '--actor', 'ops@acme', '--json'], env);
+    const replayed = await runCli(
+      ['dlq', 'replay', 'archive', 'evt-r', '--actor', 'ops@acme', '--json'],
+      env,
+    );
     expect(replayed.stderr).toBe('');
     expect(replayed.code).toBe(0);
     const report = JSON.parse(replayed.stdout);
@@ -302,7 +289,7 @@ describe('holdfast dlq', () => {
     expect(entry).toMatchObject({ status: 'replayed', replayedBy: 'ops@acme', replays: 1 });
     expect(Date.parse(events[0]!.value.occurredAt)).toBeLessThanOrEqual(Date.parse(entry!.replayedAt!));
 
-    const again = await run(['dlq', 'replay', 'archive', 'evt-r'], { ...env, HOLDFAST_ACTOR: 'ops@acme' });
+    const again = await runCli(['dlq', 'replay', 'archive', 'evt-r'], { ...env, HOLDFAST_ACTOR: 'ops@acme' });
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/^0 replayed, 1 no-op\n/);
     expect(again.stdout).toMatch(/archive\s+evt-r\s+none\s+no-op\s+already replayed at \S+ by ops@acme/);
@@ -314,7 +301,7 @@ describe('holdfast dlq', () => {
     await deadJob(QUEUES.media, 'evt-m-0', 'Meta 131052: media download error');
     await deadJob(QUEUES.sendSms, 'evt-s', 'Twilio 21211: invalid To number');
 
-    const dry = await run(['dlq', 'discard', '--all', '--queue', 'media', '--dry-run', '--json'], env);
+    const dry = await runCli(['dlq', 'discard', '--all', '--queue', 'media', '--dry-run', '--json'], env);
     expect(JSON.parse(dry.stdout)).toMatchObject({
       dryRun: true,
       items: [{ queue: 'media', jobId: 'evt-m-0', action: 'discard', status: 'planned' }],
@@ -339,14 +326,17 @@ describe('holdfast dlq', () => {
       ],
     ];
     for (const [args, message] of refused) {
-      const r = await run([...args, '--actor', 'ops@acme'], env);
+      const r = await runCli([...args, '--actor', 'ops@acme'], env);
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr).toMatch(message);
     }
     expect(await dl.list()).toHaveLength(2);
     expect(await operatorEvents('dlq.discarded')).toEqual([]);
 
-    const discarded = await run(['dlq', 'discard', '--all', '--queue', 'media', '--actor', 'ops@acme'], env);
+    const discarded = await runCli(
+      ['dlq', 'discard', '--all', '--queue', 'media', '--actor', 'ops@acme'],
+      env,
+    );
     expect(discarded.stderr).toBe('');
     expect(discarded.code).toBe(0);
     expect(discarded.stdout).toMatch(/^1 discarded, 0 no-op\n/);

@@ -1,26 +1,10 @@
-import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { sha256Hex } from '@holdfast/core';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { tempDir } from '@holdfast/testkit/temp-dir';
 import { LocalWormStore } from '@holdfast/worm-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-
-const MAIN = resolve(import.meta.dirname, '../src/main.ts');
-
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => done({ code, stdout, stderr }));
-  });
-}
+import { runCli } from './support/run-cli.ts';
 
 describe('holdfast hold', () => {
   let redis: TestRedis;
@@ -53,7 +37,7 @@ describe('holdfast hold', () => {
     });
     await store.close();
 
-    const placed = await run(
+    const placed = await runCli(
       [
         'hold',
         'place',
@@ -76,15 +60,15 @@ describe('holdfast hold', () => {
       manifest: [{ key: 'records/financial-transaction/2026/03/01/x.json', sha256: sha256Hex(body) }],
     });
 
-    const head = await run(
+    const head = await runCli(
       ['store', 'head', 'records/financial-transaction/2026/03/01/x.json', '--json'],
       env,
     );
     expect(JSON.parse(head.stdout).legalHold).toBe(true);
-    const list = await run(['hold', 'list', '--json'], env);
+    const list = await runCli(['hold', 'list', '--json'], env);
     expect(JSON.parse(list.stdout).map((m: { matter: string }) => m.matter)).toEqual(['FINRA-1']);
 
-    const released = await run(['hold', 'release', '--matter', 'FINRA-1', '--json'], {
+    const released = await runCli(['hold', 'release', '--matter', 'FINRA-1', '--json'], {
       ...env,
       HOLDFAST_ACTOR: 'cco@acme',
     });
@@ -92,20 +76,20 @@ describe('holdfast hold', () => {
     expect(JSON.parse(released.stdout).released).toHaveLength(1);
     expect(
       JSON.parse(
-        (await run(['store', 'head', 'records/financial-transaction/2026/03/01/x.json', '--json'], env))
+        (await runCli(['store', 'head', 'records/financial-transaction/2026/03/01/x.json', '--json'], env))
           .stdout,
       ).legalHold,
     ).toBe(false);
   });
 
   it('refuses without an actor, and names a matter that does not exist', async () => {
-    const noActor = await run(
+    const noActor = await runCli(
       ['hold', 'place', '--matter', 'M', '--reason', 'r', '--prefix', 'records/'],
       env,
     );
     expect(noActor.code).toBe(1);
     expect(noActor.stderr).toMatch(/--actor: required \(or set HOLDFAST_ACTOR\)/);
-    const missing = await run(['hold', 'release', '--matter', 'nope', '--actor', 'a'], env);
+    const missing = await runCli(['hold', 'release', '--matter', 'nope', '--actor', 'a'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no open matter "nope".*HOLDFAST_ERR_MATTER_NOT_FOUND/);
   });

@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   type EmailPause,
   type ReputationContext,
@@ -14,8 +13,8 @@ import { tempDir } from '@holdfast/testkit/temp-dir';
 import { LocalWormStore } from '@holdfast/worm-store';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from './support/run-cli.ts';
 
-const MAIN = resolve(import.meta.dirname, '../src/main.ts');
 const MIN_SENDS = 20;
 const thresholds: ReputationThresholds = {
   bounceRate: 0.05,
@@ -23,20 +22,6 @@ const thresholds: ReputationThresholds = {
   windowHours: 24,
   minSends: MIN_SENDS,
 };
-
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 let seq = 0;
 function sent(project: string): EventEnvelope {
@@ -129,20 +114,20 @@ describe('holdfast pause', () => {
   }
 
   it('shows status, clears with an archived operator event first, and starts a fresh window', async () => {
-    const none = await run(['pause', 'status'], env);
+    const none = await runCli(['pause', 'status'], env);
     expect(none).toMatchObject({ code: 0, stderr: '' });
     expect(none.stdout).toBe("no project's outbound email is paused\n");
-    expect(JSON.parse((await run(['pause', 'status', '--json'], env)).stdout)).toEqual({ paused: [] });
+    expect(JSON.parse((await runCli(['pause', 'status', '--json'], env)).stdout)).toEqual({ paused: [] });
 
     const messages = Array.from({ length: MIN_SENDS }, () => sent('acme'));
     await track([...messages, bounced(messages[0]!)]);
     // Not paused, and still its figures are shown.
-    const flowing = await run(['pause', 'status', '--project', 'acme'], env);
+    const flowing = await runCli(['pause', 'status', '--project', 'acme'], env);
     expect(flowing.code).toBe(0);
     expect(flowing.stdout).toMatch(/^acme: outbound email flows \(not paused\)/);
     expect(flowing.stdout).toMatch(/sends 20, hard bounces 1 \(5\.00%, limit 5\.00%\), complaints 0/);
     expect(
-      JSON.parse((await run(['pause', 'status', '--project', 'acme', '--json'], env)).stdout),
+      JSON.parse((await runCli(['pause', 'status', '--project', 'acme', '--json'], env)).stdout),
     ).toMatchObject({
       project: 'acme',
       paused: false,
@@ -155,7 +140,7 @@ describe('holdfast pause', () => {
     const pause = (await readPause(client, 'acme'))!;
     expect(pause).toMatchObject({ trigger: 'reputation', archived: true, exceeded: ['bounceRate'] });
 
-    const status = await run(['pause', 'status'], env);
+    const status = await runCli(['pause', 'status'], env);
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`acme: outbound email PAUSED since ${pause.since}`);
     expect(status.stdout).toContain('by system:reputation (reputation)');
@@ -166,7 +151,7 @@ describe('holdfast pause', () => {
     expect(status.stdout).toContain('now:         sends 20, hard bounces 3 (15.00%, limit 5.00%)');
     expect(status.stdout).toContain(`recorded as ${pause.eventKey}`);
     expect(status.stdout).toContain('resume with: holdfast pause clear --project acme');
-    const statusJson = JSON.parse((await run(['pause', 'status', '--json'], env)).stdout);
+    const statusJson = JSON.parse((await runCli(['pause', 'status', '--json'], env)).stdout);
     expect(statusJson.paused).toHaveLength(1);
     expect(statusJson.paused[0]).toMatchObject({
       project: 'acme',
@@ -180,12 +165,12 @@ describe('holdfast pause', () => {
     expect(statusJson.paused[0].pause.pending).toBeUndefined();
 
     // Who clears must be known; nothing is cleared otherwise.
-    const anonymous = await run(['pause', 'clear', '--project', 'acme'], env);
+    const anonymous = await runCli(['pause', 'clear', '--project', 'acme'], env);
     expect(anonymous.code).toBe(1);
     expect(anonymous.stderr).toMatch(/--actor: required \(or set HOLDFAST_ACTOR\)/);
     // The clear cannot be recorded (the store is not there): the pause stays.
     await writeFile(join(dir.path, 'not-a-dir'), 'x');
-    const blocked = await run(['pause', 'clear', '--project', 'acme', '--actor', 'oncall@acme'], {
+    const blocked = await runCli(['pause', 'clear', '--project', 'acme', '--actor', 'oncall@acme'], {
       ...env,
       HOLDFAST_STORE: `local:${join(dir.path, 'not-a-dir')}`,
     });
@@ -194,10 +179,13 @@ describe('holdfast pause', () => {
     expect((await readPause(client, 'acme'))?.eventId).toBe(pause.eventId);
     expect(await archived('reputation.cleared')).toEqual([]);
 
-    const cleared = await run(['pause', 'clear', '--project', 'acme', '--reason', 'list cleaned', '--json'], {
-      ...env,
-      HOLDFAST_ACTOR: 'oncall@acme',
-    });
+    const cleared = await runCli(
+      ['pause', 'clear', '--project', 'acme', '--reason', 'list cleaned', '--json'],
+      {
+        ...env,
+        HOLDFAST_ACTOR: 'oncall@acme',
+      },
+    );
     expect(cleared.stderr).toBe('');
     expect(cleared.code).toBe(0);
     const out = JSON.parse(cleared.stdout);
@@ -228,18 +216,18 @@ describe('holdfast pause', () => {
     // The fresh window: the old bounces, processed again, count for nothing and pause nothing.
     await track([...oldBounces, bounced(messages[3]!, new Date(Date.parse(out.current.window.from) - 1000))]);
     expect(await readPause(client, 'acme')).toBeUndefined();
-    const fresh = await run(['pause', 'status', '--project', 'acme'], env);
+    const fresh = await runCli(['pause', 'status', '--project', 'acme'], env);
     expect(fresh.stdout).toMatch(/sends 0 \(a pause needs at least 20\), hard bounces 0/);
     expect(fresh.stdout).toContain(`fresh since the clear at ${out.current.window.freshSince}`);
 
     // Nothing left to clear.
-    const again = await run(['pause', 'clear', '--project', 'acme', '--actor', 'oncall@acme'], env);
+    const again = await runCli(['pause', 'clear', '--project', 'acme', '--actor', 'oncall@acme'], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/outbound email of project "acme" is not paused.*HOLDFAST_ERR_NOT_PAUSED/);
   });
 
   it('pauses by hand, archived with the actor, and refuses a second pause and bad arguments', async () => {
-    const set = await run(
+    const set = await runCli(
       ['pause', 'set', '--project', 'beta', '--reason', 'spam trap hits', '--actor', 'oncall@acme'],
       env,
     );
@@ -268,38 +256,41 @@ describe('holdfast pause', () => {
     ]);
     // Other projects are untouched.
     expect(
-      JSON.parse((await run(['pause', 'status', '--project', 'gamma', '--json'], env)).stdout).paused,
+      JSON.parse((await runCli(['pause', 'status', '--project', 'gamma', '--json'], env)).stdout).paused,
     ).toBe(false);
 
-    const twice = await run(['pause', 'set', '--project', 'beta', '--reason', 'again', '--actor', 'x'], env);
+    const twice = await runCli(
+      ['pause', 'set', '--project', 'beta', '--reason', 'again', '--actor', 'x'],
+      env,
+    );
     expect(twice.code).toBe(1);
     expect(twice.stderr).toMatch(
       /"beta" is already paused since .* by oncall@acme: spam trap hits.*HOLDFAST_ERR_ALREADY_PAUSED/,
     );
     expect(await archived('reputation.paused')).toHaveLength(1);
 
-    const noReason = await run(['pause', 'set', '--project', 'beta', '--actor', 'x'], env);
+    const noReason = await runCli(['pause', 'set', '--project', 'beta', '--actor', 'x'], env);
     expect(noReason.code).toBe(1);
     expect(noReason.stderr).toMatch(/required option '--reason <text>' not specified/);
-    const blankReason = await run(
+    const blankReason = await runCli(
       ['pause', 'set', '--project', 'delta', '--reason', '  ', '--actor', 'x'],
       env,
     );
     expect(blankReason.code).toBe(1);
     expect(blankReason.stderr).toMatch(/--reason: required/);
-    const badProject = await run(['pause', 'status', '--project', 'Not/A/Project'], env);
+    const badProject = await runCli(['pause', 'status', '--project', 'Not/A/Project'], env);
     expect(badProject.code).toBe(1);
     expect(badProject.stderr).toMatch(
       /invalid command: --project: must be 1-63 of a-z.*HOLDFAST_ERR_VALIDATION/,
     );
-    const noProject = await run(['pause', 'clear', '--actor', 'x'], env);
+    const noProject = await runCli(['pause', 'clear', '--actor', 'x'], env);
     expect(noProject.code).toBe(1);
     expect(noProject.stderr).toMatch(/required option '--project <project>' not specified/);
-    const noRedis = await run(['pause', 'status'], { ...env, REDIS_URL: '' });
+    const noRedis = await runCli(['pause', 'status'], { ...env, REDIS_URL: '' });
     expect(noRedis.code).toBe(1);
     expect(noRedis.stderr).toMatch(/REDIS_URL: required/);
 
-    const cleared = await run(['pause', 'clear', '--project', 'beta', '--actor', 'lead@acme'], env);
+    const cleared = await runCli(['pause', 'clear', '--project', 'beta', '--actor', 'lead@acme'], env);
     expect(cleared.code).toBe(0);
     expect(cleared.stdout).toMatch(/^beta: outbound email resumed \(was paused since \S+ by oncall@acme\)/);
     expect(cleared.stdout).toMatch(/an automatic pause needs 20 new sends first/);

@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createLogger, newEvent, QUEUE_PREFIX, QUEUES, UNCERTAIN_SENDS_KEY } from '@holdfast/core';
 import {
   closeQueueWorker,
@@ -16,23 +15,9 @@ import { Queue, UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StatusReport } from '../src/status-command.ts';
+import { runCli } from './support/run-cli.ts';
 
-const MAIN = resolve(import.meta.dirname, '../src/main.ts');
 const log = createLogger({ name: 'status-cli-test', level: 'silent' });
-
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 async function eventually<T>(probe: () => Promise<T | undefined | null | false>, what: string): Promise<T> {
   const deadline = Date.now() + 30_000;
@@ -81,7 +66,7 @@ describe('holdfast status', () => {
     expect(await client.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
     expect(await client.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'noeviction']);
 
-    const human = await run(['status'], env);
+    const human = await runCli(['status'], env);
     expect(human.stderr).toBe('');
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(
@@ -95,7 +80,7 @@ describe('holdfast status', () => {
     expect(human.stdout).toContain('OK: no warnings');
     expect(human.stdout).not.toContain('WARNING');
 
-    const json = await run(['status', '--json'], env);
+    const json = await runCli(['status', '--json'], env);
     expect(json.code).toBe(0);
     const report = JSON.parse(json.stdout) as StatusReport;
     expect(report.warnings).toEqual([]);
@@ -213,14 +198,14 @@ describe('holdfast status', () => {
     );
 
     // A project's outbound email paused by hand, as on-call does it.
-    const paused = await run(
+    const paused = await runCli(
       ['pause', 'set', '--project', 'acme', '--reason', 'bounce storm from list import'],
       env,
     );
     expect(paused.stderr).toBe('');
     expect(paused.code).toBe(0);
 
-    const json = await run(['status', '--json'], env);
+    const json = await runCli(['status', '--json'], env);
     expect(json.stderr).toBe('');
     expect(json.code).toBe(2);
     const report = JSON.parse(json.stdout) as StatusReport;
@@ -279,11 +264,11 @@ describe('holdfast status', () => {
     );
     await publisher.publish();
     const strict = JSON.parse(
-      (await run(['status', '--json', '--max-spool-age', '1s'], env)).stdout,
+      (await runCli(['status', '--json', '--max-spool-age', '1s'], env)).stdout,
     ) as StatusReport;
     expect(strict.warnings.filter((w) => w.kind === 'spool-backlog')).toHaveLength(2);
 
-    const human = await run(['status'], env);
+    const human = await runCli(['status'], env);
     expect(human.code).toBe(2);
     expect(human.stdout).toMatch(/^media\s+0\s+0\s+0\s+0\s+1\s+1\s+1$/m);
     expect(human.stdout).toMatch(/^send-sms\s+1\s+0\s+0\s+1\s+0\s+0\s+0$/m);
@@ -305,7 +290,7 @@ describe('holdfast status', () => {
     await client.config('SET', 'maxmemory-policy', 'allkeys-lru');
     expect(await client.config('GET', 'save')).toEqual(['save', '']);
 
-    const json = await run(['status', '--json'], env);
+    const json = await runCli(['status', '--json'], env);
     expect(json.code).toBe(2);
     const report = JSON.parse(json.stdout) as StatusReport;
     expect(report.redis).toMatchObject({
@@ -316,7 +301,7 @@ describe('holdfast status', () => {
     });
     expect(report.warnings.map((w) => w.kind)).toEqual(['redis-eviction', 'redis-persistence']);
 
-    const human = await run(['status'], env);
+    const human = await runCli(['status'], env);
     expect(human.code).toBe(2);
     expect(human.stdout).toMatch(
       /^WARNING: Redis maxmemory-policy is allkeys-lru, not noeviction: under memory pressure Redis DELETES keys/m,
@@ -327,7 +312,7 @@ describe('holdfast status', () => {
   it('tells RDB-only persistence apart from none: AOF off is still a warning', async () => {
     await startPrivateRedis({ appendOnly: false });
     await client.config('SET', 'save', '3600 1 300 100');
-    const report = JSON.parse((await run(['status', '--json'], env)).stdout) as StatusReport;
+    const report = JSON.parse((await runCli(['status', '--json'], env)).stdout) as StatusReport;
     expect(report.redis).toMatchObject({ persistence: 'rdb', save: '3600 1 300 100' });
     expect(report.warnings.map((w) => w.kind)).toEqual(['redis-aof']);
   });
@@ -336,7 +321,7 @@ describe('holdfast status', () => {
     await startPrivateRedis();
     client.on('error', () => {});
     await redis.stop();
-    const result = await run(['status'], env);
+    const result = await runCli(['status'], env);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/^holdfast: Redis \(REDIS_URL\) did not answer: .*ECONNREFUSED/);
