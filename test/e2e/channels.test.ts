@@ -24,6 +24,14 @@ async function archivedEvents(store: ObjectStore, prefix: string): Promise<Recor
   return out;
 }
 
+/** The sender's SMS transport pointed at the loopback Twilio API. */
+const twilioEnv = (twilio: TestTwilioServer): Record<string, string> => ({
+  HOLDFAST_SMS_TRANSPORT: 'twilio',
+  HOLDFAST_TWILIO_ACCOUNT_SID: twilio.accountSid,
+  HOLDFAST_TWILIO_AUTH_TOKEN: twilio.authToken,
+  HOLDFAST_TWILIO_API_URL: twilio.url,
+});
+
 const ofType = async (store: ObjectStore, prefix: string, type: string) =>
   (await archivedEvents(store, prefix)).filter((e) => e.type === type);
 
@@ -114,13 +122,7 @@ describe('SMS and WhatsApp end to end', () => {
   it('SMS through the Twilio Messages API: status callback to ingest, message.sent with the SID archived', async () => {
     twilio = await startTwilioServer();
     fleet = await startFleet({
-      env: {
-        HOLDFAST_SMS_TRANSPORT: 'twilio',
-        HOLDFAST_TWILIO_ACCOUNT_SID: twilio.accountSid,
-        HOLDFAST_TWILIO_AUTH_TOKEN: twilio.authToken,
-        HOLDFAST_TWILIO_API_URL: twilio.url,
-        HOLDFAST_PUBLIC_BASE_URL: 'https://holdfast.acme.example',
-      },
+      env: { ...twilioEnv(twilio), HOLDFAST_PUBLIC_BASE_URL: 'https://holdfast.acme.example' },
     });
     await fleet.startArchiver();
     await fleet.startSender();
@@ -229,12 +231,7 @@ describe('SMS and WhatsApp end to end', () => {
   it('a permanent provider rejection is recorded as message.send-failed and not retried', async () => {
     twilio = await startTwilioServer();
     fleet = await startFleet({
-      env: {
-        HOLDFAST_SMS_TRANSPORT: 'twilio',
-        HOLDFAST_TWILIO_ACCOUNT_SID: twilio.accountSid,
-        HOLDFAST_TWILIO_AUTH_TOKEN: twilio.authToken,
-        HOLDFAST_TWILIO_API_URL: twilio.url,
-      },
+      env: twilioEnv(twilio),
     });
     await fleet.startArchiver();
     await fleet.startSender();
@@ -268,12 +265,7 @@ describe('SMS and WhatsApp end to end', () => {
   it('a send that runs out of retries is recorded as message.send-failed and dead-lettered', async () => {
     twilio = await startTwilioServer();
     fleet = await startFleet({
-      env: {
-        HOLDFAST_SMS_TRANSPORT: 'twilio',
-        HOLDFAST_TWILIO_ACCOUNT_SID: twilio.accountSid,
-        HOLDFAST_TWILIO_AUTH_TOKEN: twilio.authToken,
-        HOLDFAST_TWILIO_API_URL: twilio.url,
-      },
+      env: twilioEnv(twilio),
     });
     await fleet.startArchiver();
     await fleet.startSender();
