@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HeldAnswers, type HoldOptions } from './held-answers.ts';
 
 export type TwilioMessageStatus =
   | 'accepted'
@@ -70,12 +71,8 @@ export interface TwilioReset {
   on?: 'create' | 'list';
 }
 
-export interface TwilioHoldOptions {
-  /** How many of the next accepted creates to hold. @defaultValue 1 */
-  times?: number;
-  /** Answer on its own after this long; without it, only `release()` answers. */
-  releaseAfterMs?: number;
-}
+/** Which of the next accepted requests to hold, and for how long. */
+export type TwilioHoldOptions = HoldOptions;
 
 /** One API request as received, for asserting what the client asked for. */
 export interface TwilioRequestRecord {
@@ -151,19 +148,7 @@ export async function startTwilioServer(options: TwilioServerOptions = {}): Prom
   const requests: TwilioRequestRecord[] = [];
   const failures: (TwilioFailure | TwilioReset)[] = [];
   const unsubscribed = new Set<string>();
-  const holds: TwilioHoldOptions[] = [];
-  const held = new Set<() => void>();
-  const timers = new Set<NodeJS.Timeout>();
-  const heldWaiters: { count: number; resolve: () => void }[] = [];
-
-  const notifyHeld = () => {
-    for (const waiter of [...heldWaiters]) {
-      if (held.size >= waiter.count) {
-        heldWaiters.splice(heldWaiters.indexOf(waiter), 1);
-        waiter.resolve();
-      }
-    }
-  };
+  const held = new HeldAnswers();
 
   const takeFailure = (on: 'create' | 'list') => {
     const index = failures.findIndex((f) => (f.on ?? 'create') === on);
@@ -241,21 +226,7 @@ export async function startTwilioServer(options: TwilioServerOptions = {}): Prom
     if (failure) return req.socket.destroy();
 
     const answer = () => sendJson(res, 201, messageResource(record, accountSid));
-    const hold = holds.shift();
-    if (!hold) return answer();
-    const respond = () => {
-      if (!held.delete(respond)) return;
-      answer();
-    };
-    held.add(respond);
-    if (hold.releaseAfterMs !== undefined) {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        respond();
-      }, hold.releaseAfterMs);
-      timers.add(timer);
-    }
-    notifyHeld();
+    held.answerOrHold(answer);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -272,20 +243,9 @@ export async function startTwilioServer(options: TwilioServerOptions = {}): Prom
     failNext(times, failure) {
       for (let i = 0; i < times; i++) failures.push(failure);
     },
-    hold(holdOptions = {}) {
-      for (let i = 0; i < (holdOptions.times ?? 1); i++) holds.push(holdOptions);
-    },
-    release() {
-      const waiting = [...held];
-      for (const respond of waiting) respond();
-      return waiting.length;
-    },
-    whenHeld(count = 1) {
-      return new Promise<void>((resolve) => {
-        heldWaiters.push({ count, resolve });
-        notifyHeld();
-      });
-    },
+    hold: (holdOptions) => held.hold(holdOptions),
+    release: () => held.release(),
+    whenHeld: (count) => held.whenHeld(count),
     markSent(sid, at = new Date()) {
       const record = messages.find((m) => m.sid === sid);
       if (!record) throw new Error(`no message ${sid}`);
@@ -313,8 +273,6 @@ export async function startTwilioServer(options: TwilioServerOptions = {}): Prom
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const timer of timers) clearTimeout(timer);
-        timers.clear();
         held.clear();
         server.closeAllConnections();
         server.close(() => resolve());

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HeldAnswers, type HoldOptions } from './held-answers.ts';
 
 /** A message the server accepted. */
 export interface WhatsAppSentMessage {
@@ -54,12 +55,8 @@ export interface WhatsAppReset {
   accept?: boolean;
 }
 
-export interface WhatsAppHoldOptions {
-  /** How many of the next accepted sends to hold. @defaultValue 1 */
-  times?: number;
-  /** Answer on its own after this long; without it, only `release()` answers. */
-  releaseAfterMs?: number;
-}
+/** Which of the next accepted requests to hold, and for how long. */
+export type WhatsAppHoldOptions = HoldOptions;
 
 export interface WhatsAppCloudServerOptions {
   /** @defaultValue a random token */
@@ -136,19 +133,7 @@ export async function startWhatsAppCloudServer(
   const sent: WhatsAppSentMessage[] = [];
   const failures: (WhatsAppFailure | WhatsAppReset)[] = [];
   const refused = new Map<string, number>();
-  const holds: WhatsAppHoldOptions[] = [];
-  const held = new Set<() => void>();
-  const timers = new Set<NodeJS.Timeout>();
-  const heldWaiters: { count: number; resolve: () => void }[] = [];
-
-  const notifyHeld = () => {
-    for (const waiter of [...heldWaiters]) {
-      if (held.size >= waiter.count) {
-        heldWaiters.splice(heldWaiters.indexOf(waiter), 1);
-        waiter.resolve();
-      }
-    }
-  };
+  const held = new HeldAnswers();
 
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
@@ -214,21 +199,7 @@ export async function startWhatsAppCloudServer(
         contacts: [{ input: to, wa_id: to.replace(/^\+/, '') }],
         messages: [{ id: record.id, ...(record.type === 'template' ? { message_status: 'accepted' } : {}) }],
       });
-    const hold = holds.shift();
-    if (!hold) return answer();
-    const respond = () => {
-      if (!held.delete(respond)) return;
-      answer();
-    };
-    held.add(respond);
-    if (hold.releaseAfterMs !== undefined) {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        respond();
-      }, hold.releaseAfterMs);
-      timers.add(timer);
-    }
-    notifyHeld();
+    held.answerOrHold(answer);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -245,24 +216,11 @@ export async function startWhatsAppCloudServer(
     failNext(times, failure) {
       for (let i = 0; i < times; i++) failures.push(failure);
     },
-    hold(holdOptions = {}) {
-      for (let i = 0; i < (holdOptions.times ?? 1); i++) holds.push(holdOptions);
-    },
-    release() {
-      const waiting = [...held];
-      for (const respond of waiting) respond();
-      return waiting.length;
-    },
-    whenHeld(count = 1) {
-      return new Promise<void>((resolve) => {
-        heldWaiters.push({ count, resolve });
-        notifyHeld();
-      });
-    },
+    hold: (holdOptions) => held.hold(holdOptions),
+    release: () => held.release(),
+    whenHeld: (count) => held.whenHeld(count),
     close: () =>
       new Promise<void>((resolve) => {
-        for (const timer of timers) clearTimeout(timer);
-        timers.clear();
         held.clear();
         server.closeAllConnections();
         server.close(() => resolve());
