@@ -24,7 +24,10 @@ export class HeldAnswers {
   /** Send `answer` now, or withhold it if a hold is pending. */
   answerOrHold(answer: () => void): void {
     const hold = this.#holds.shift();
-    if (!hold) return answer();
+    if (!hold) {
+      answer();
+      return;
+    }
     const respond = () => {
       if (!this.#held.delete(respond)) return;
       answer();
