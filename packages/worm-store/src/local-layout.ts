@@ -4,6 +4,8 @@
  * ```
  * <dir>/holdfast-worm-store.json          format marker
  * <dir>/tmp/<owner>.<…>                   in-flight temp files, <owner> = <host>-<pid>-<start ms>
+ * <dir>/journal/<owner>.<seq>.journal     write-ahead journal segments (local-journal.ts): puts
+ *                                         not yet checkpointed; replayed on open if the owner died
  * <dir>/objects/<seg>/<seg>/…/<seg>/      one directory per key segment ("key node")
  *     @<versionId>.blob                   the version's bytes (0444, never rewritten)
  *     @<versionId>.<generation>.json      its manifest; the highest generation is current (0444)
@@ -22,6 +24,7 @@ export const FORMAT_FILE = 'holdfast-worm-store.json';
 export const FORMAT = Object.freeze({ format: 'holdfast-local-worm-store', version: 1 });
 export const OBJECTS_DIR = 'objects';
 export const TMP_DIR = 'tmp';
+export const JOURNAL_DIR = 'journal';
 const MAX_NAME_BYTES = 255;
 
 export function encodeSegment(segment: string): string {

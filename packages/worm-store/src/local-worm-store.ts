@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { link, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { HoldfastError } from '@holdfast/core';
-import { copyFileSynced, fsyncDir, mkdirDurable, writeFileSynced } from './durable-fs.ts';
+import { copyFileSynced, fsyncDir, mkdirDurable, READ_ONLY, writeFileSynced } from './durable-fs.ts';
 import {
   ChecksumMismatchError,
   InvalidKeyError,
@@ -21,12 +21,14 @@ import {
 } from './errors.ts';
 import { checkFileBody, isFileBody } from './file-body.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import { type JournalEntry, readJournal, StoreJournal } from './local-journal.ts';
 import {
   blobName,
   decodeSegment,
   FORMAT,
   FORMAT_FILE,
   hostTag,
+  JOURNAL_DIR,
   keyDir,
   manifestName,
   OBJECTS_DIR,
@@ -67,11 +69,19 @@ export interface LocalWormStoreOptions {
    * @defaultValue `() => new Date()`
    */
   clock?: () => Date;
+  /**
+   * How often (ms) versions written through the journal are made durable in place and the
+   * journal segment holding them is dropped. Acknowledged puts are durable either way (they are in
+   * the journal); this bounds how much a restart after a power loss has to replay.
+   * @defaultValue 1000
+   */
+  checkpointMs?: number;
 }
 
 interface ResolvedOptions {
   readonly dir: string;
   readonly clock: () => Date;
+  readonly checkpointMs: number;
 }
 
 interface NodeVersion {
@@ -108,6 +118,28 @@ function isAlive(owner: TempOwner): boolean {
   }
 }
 
+/** A temp file or journal segment whose writer is gone: dead here, or long silent elsewhere. */
+async function isAbandoned(owner: TempOwner, path: string): Promise<boolean> {
+  if (owner.host === OWNER.host) return !isAlive(owner);
+  return Date.now() - (await stat(path)).mtimeMs >= FOREIGN_TEMP_MAX_AGE_MS;
+}
+
+function ignoreMissing(err: unknown): void {
+  if (!isErrno(err, 'ENOENT')) throw err;
+}
+
+/** Whether `path` holds exactly the version's bytes (a crash can leave it missing or torn). */
+async function holdsBytes(path: string, manifest: VersionManifest): Promise<boolean> {
+  let body: Buffer;
+  try {
+    body = await readFile(path);
+  } catch (err) {
+    ignoreMissing(err);
+    return false;
+  }
+  return body.byteLength === manifest.size && sha256Hex(body) === manifest.sha256;
+}
+
 function compareUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
@@ -137,7 +169,15 @@ function validateOptions(options: LocalWormStoreOptions): ResolvedOptions {
   if (options.clock !== undefined && typeof options.clock !== 'function') {
     throw new InvalidStoreOptionsError('clock', 'must be a function returning a Date');
   }
-  return Object.freeze({ dir: resolve(options.dir), clock: options.clock ?? (() => new Date()) });
+  const checkpointMs = options.checkpointMs ?? 1000;
+  if (!Number.isSafeInteger(checkpointMs) || checkpointMs < 1) {
+    throw new InvalidStoreOptionsError('checkpointMs', 'must be a positive whole number of milliseconds');
+  }
+  return Object.freeze({
+    dir: resolve(options.dir),
+    clock: options.clock ?? (() => new Date()),
+    checkpointMs,
+  });
 }
 
 /**
@@ -149,10 +189,14 @@ function validateOptions(options: LocalWormStoreOptions): ResolvedOptions {
  * included) can remove the files. Stored files are made read-only (0444) as a guard against
  * accidents, not as protection. True WORM needs S3 Object Lock (`s3://<bucket>`).
  *
- * Crash safety: a version's bytes and manifest are written to temp files and fsynced, the bytes are
- * renamed into place, then the manifest is renamed into place last, each rename made durable with a
- * directory fsync. A version is visible only once its manifest is in place, so a crash leaves no
- * visible half object; temp leftovers of dead processes are cleaned on open. Retention and hold
+ * Crash safety: a version is visible only once its manifest is in place, and its bytes are always
+ * placed first, so no reader sees a half object. A put from memory is first appended to this
+ * process's journal (group commit: one `fdatasync` for all puts waiting on it, see
+ * `local-journal.ts`), then written in place without a sync of its own; a checkpoint makes those
+ * writes durable in bulk, and journal segments a power loss left behind are replayed on open. A put
+ * from a file (large media) is written to temp files that are fsynced, the bytes renamed into
+ * place, then the manifest, each rename made durable with a directory fsync; temp leftovers of dead
+ * processes are cleaned on open. Retention and hold
  * changes write a new manifest generation with `link` (which fails if that generation already
  * exists), so concurrent changes — even from several processes — cannot overwrite each other.
  * See `local-layout.ts` for the file layout.
@@ -162,16 +206,22 @@ export class LocalWormStore implements ObjectStore {
   readonly #root: string;
   readonly #objects: string;
   readonly #tmp: string;
+  readonly #journalDir: string;
   readonly #clock: () => Date;
+  readonly #checkpointMs: number;
+  #journal!: StoreJournal;
   readonly #mutex = new KeyedMutex();
   readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   private constructor(options: ResolvedOptions) {
     this.#root = options.dir;
     this.#objects = join(options.dir, OBJECTS_DIR);
     this.#tmp = join(options.dir, TMP_DIR);
+    this.#journalDir = join(options.dir, JOURNAL_DIR);
     this.#clock = options.clock;
+    this.#checkpointMs = options.checkpointMs;
     this.description = `local:${options.dir}`;
   }
 
@@ -181,7 +231,16 @@ export class LocalWormStore implements ObjectStore {
     try {
       await mkdirDurable(store.#objects);
       await mkdirDurable(store.#tmp);
+      await mkdirDurable(store.#journalDir);
       await store.#checkFormat();
+      store.#journal = await StoreJournal.open({
+        dir: store.#journalDir,
+        root: store.#root,
+        owner: ownerTag(OWNER),
+        checkpointMs: store.#checkpointMs,
+      });
+      // Journals first: a replayed version must exist before temp cleanup looks for orphans.
+      await store.#recoverJournals();
       await store.#recoverTemp();
     } catch (err) {
       if (err instanceof HoldfastError) throw err;
@@ -205,7 +264,10 @@ export class LocalWormStore implements ObjectStore {
       }
       const dir = keyDir(this.#root, v.key);
       return this.#mutex.run(v.key, async () => {
-        if (v.ifNoneMatch && (await this.#resolve(v.key, undefined)) !== undefined) {
+        const journaled = !isFileBody(body);
+        // A key directory this put created holds no version yet: nothing to look for.
+        const created = journaled ? await mkdir(dir, { recursive: true }) : undefined;
+        if (v.ifNoneMatch && created === undefined && (await this.#resolve(v.key, undefined)) !== undefined) {
           throw new ObjectExistsError(v.key);
         }
         const versionId = newVersionId();
@@ -222,6 +284,12 @@ export class LocalWormStore implements ObjectStore {
           legalHold: v.legalHold,
           lastModified: this.#clock().toISOString(),
         };
+        if (journaled) {
+          await this.#journal.write({ manifest, ifNoneMatch: v.ifNoneMatch === true, body }, () =>
+            this.#place(dir, created, manifest, body, true),
+          );
+          return { key: v.key, versionId, sha256: v.sha256 };
+        }
         await mkdirDurable(dir);
         // The temp manifest doubles as the intent record recovery uses to find an orphaned blob.
         const tmpBlob = join(this.#tmp, `${ownerTag(OWNER)}.${versionId}.blob`);
@@ -230,17 +298,13 @@ export class LocalWormStore implements ObjectStore {
         let blobPlaced = false;
         let committed = false;
         try {
-          if (isFileBody(body)) {
-            const copied = await copyFileSynced(body.path, tmpBlob);
-            if (copied.size !== body.size || copied.sha256 !== v.sha256) {
-              throw new ChecksumMismatchError(
-                v.key,
-                `file ${body.path} has ${copied.size} bytes with SHA-256 ${copied.sha256}; ` +
-                  `${body.size} bytes with SHA-256 ${v.sha256} were declared`,
-              );
-            }
-          } else {
-            await writeFileSynced(tmpBlob, body);
+          const copied = await copyFileSynced(body.path, tmpBlob);
+          if (copied.size !== body.size || copied.sha256 !== v.sha256) {
+            throw new ChecksumMismatchError(
+              v.key,
+              `file ${body.path} has ${copied.size} bytes with SHA-256 ${copied.sha256}; ` +
+                `${body.size} bytes with SHA-256 ${v.sha256} were declared`,
+            );
           }
           await writeFileSynced(tmpManifest, JSON.stringify(manifest));
           await rename(tmpBlob, finalBlob);
@@ -350,6 +414,8 @@ export class LocalWormStore implements ObjectStore {
 
   deleteVersion(key: string, versionId: string): Promise<void> {
     return this.#op('deleteVersion', async () => {
+      // A version still in this process's journal would come back if a power loss replayed it.
+      await this.#journal.checkpoint();
       const tombstone = await this.#update(
         key,
         versionId,
@@ -368,9 +434,14 @@ export class LocalWormStore implements ObjectStore {
     });
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#inFlight]);
+    this.#closing ??= (async () => {
+      await Promise.allSettled([...this.#inFlight]);
+      // If the last checkpoint fails, the segments stay and the next open replays them.
+      await this.#journal?.close().catch(() => undefined);
+    })();
+    return this.#closing;
   }
 
   #assertOpen(): void {
@@ -423,17 +494,114 @@ export class LocalWormStore implements ObjectStore {
   }
 
   /** Removes temp files of dead processes, and the blob a put left without its manifest. */
+  /**
+   * Writes a journaled version in place, unsynced: bytes first (unless `body` is undefined: they
+   * are intact), then the manifest by rename so it appears whole. Returns the paths a checkpoint
+   * must make durable.
+   */
+  async #place(
+    dir: string,
+    created: string | undefined,
+    manifest: VersionManifest,
+    body: Uint8Array | undefined,
+    writeManifest: boolean,
+  ): Promise<string[]> {
+    const touched = [dir];
+    if (created !== undefined) {
+      for (let d = dir; ; d = dirname(d)) {
+        touched.push(dirname(d));
+        if (d === created || dirname(d) === d) break;
+      }
+    }
+    const blob = join(dir, blobName(manifest.versionId));
+    const final = join(dir, manifestName(manifest.versionId, 0));
+    touched.push(blob, final);
+    const tmp = join(this.#tmp, `${ownerTag(OWNER)}.${manifest.versionId}.journaled.json`);
+    let blobWritten = false;
+    try {
+      if (body !== undefined) {
+        await writeFile(blob, body, { flag: 'wx', mode: READ_ONLY });
+        blobWritten = true;
+      }
+      if (writeManifest) {
+        await writeFile(tmp, JSON.stringify(manifest), { flag: 'wx', mode: READ_ONLY });
+        await rename(tmp, final);
+      }
+    } catch (err) {
+      await rm(tmp, { force: true });
+      if (blobWritten) await rm(blob, { force: true });
+      throw err;
+    }
+    return touched;
+  }
+
+  async #manifestIntact(dir: string, manifest: VersionManifest): Promise<boolean> {
+    try {
+      return (await this.#readManifest(dir, manifest.versionId, 0))?.sha256 === manifest.sha256;
+    } catch (err) {
+      if (err instanceof StoreCorruptError) return false;
+      throw err;
+    }
+  }
+
+  /** Replays the journal segments of processes that died before their checkpoint. */
+  async #recoverJournals(): Promise<void> {
+    for (const name of await readdir(this.#journalDir)) {
+      const parsed = parseTempName(name);
+      if (!parsed?.rest.endsWith('.journal')) continue;
+      const path = join(this.#journalDir, name);
+      if (!(await isAbandoned(parsed.owner, path))) continue;
+      // Claim it by renaming it to one of ours: of two processes opening at once, one replays it.
+      const claimed = this.#journal.nextSegmentPath();
+      try {
+        await rename(path, claimed);
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) continue;
+        throw err;
+      }
+      const touched: string[] = [];
+      for (const entry of await readJournal(claimed)) touched.push(...(await this.#replay(entry)));
+      await this.#journal.makeDurable(touched);
+      await unlink(claimed);
+    }
+  }
+
+  async #replay({ manifest, ifNoneMatch, body }: JournalEntry): Promise<string[]> {
+    const dir = keyDir(this.#root, manifest.key);
+    const node = await this.#readNode(dir);
+    const version = node.get(manifest.versionId) ?? { generations: [], blob: false };
+    if (version.generations.length === 0) {
+      const other = [...node].some(([id, v]) => id !== manifest.versionId && v.generations.length > 0);
+      // Never acknowledged, and another writer has since put the key: this put did not happen.
+      if (ifNoneMatch && other) {
+        await unlink(join(dir, blobName(manifest.versionId))).catch(ignoreMissing);
+        return [dir];
+      }
+    } else {
+      const current = await this.#readManifest(
+        dir,
+        manifest.versionId,
+        Math.max(...version.generations),
+      ).catch(() => undefined);
+      if (current?.deletedAt !== undefined) return [];
+    }
+    // Keep what survived intact; write again what the crash lost or tore.
+    const created = await mkdir(dir, { recursive: true });
+    const blob = join(dir, blobName(manifest.versionId));
+    const blobIntact = await holdsBytes(blob, manifest);
+    if (!blobIntact) await unlink(blob).catch(ignoreMissing);
+    // Later generations are written with a directory fsync, so only generation 0 can be torn.
+    const manifestIntact =
+      version.generations.some((g) => g > 0) || (await this.#manifestIntact(dir, manifest));
+    return this.#place(dir, created, manifest, blobIntact ? undefined : body, !manifestIntact);
+  }
+
   async #recoverTemp(): Promise<void> {
     for (const name of await readdir(this.#tmp)) {
       const parsed = parseTempName(name);
       if (!parsed) continue;
       const path = join(this.#tmp, name);
-      if (parsed.owner.host === OWNER.host) {
-        if (isAlive(parsed.owner)) continue;
-      } else {
-        const age = Date.now() - (await stat(path)).mtimeMs;
-        if (age < FOREIGN_TEMP_MAX_AGE_MS) continue;
-      }
+      if (!(await isAbandoned(parsed.owner, path))) continue;
       const intent = /^([0-9A-Z]{26})\.manifest\.json$/.exec(parsed.rest);
       if (intent) {
         let manifest: VersionManifest | undefined;

@@ -1,0 +1,172 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalWormStore } from '../src/index.ts';
+import { blobName, JOURNAL_DIR, keyDir, manifestName } from '../src/local-layout.ts';
+
+let dir: string;
+const children: ChildProcess[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'holdfast-worm-journal-'));
+});
+
+afterEach(async () => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Acked {
+  key: string;
+  versionId: string;
+  body: string;
+}
+
+/** Runs the journal writer until it has acknowledged `count` puts, then kills it (SIGKILL). */
+async function writeThenDie(count: number): Promise<Acked[]> {
+  const fixture = join(import.meta.dirname, 'fixtures', 'journal-writer.ts');
+  const child = spawn(process.execPath, [fixture, dir, String(count)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const acked: Acked[] = [];
+  for await (const line of createInterface({ input: child.stdout! })) {
+    acked.push(JSON.parse(line));
+    if (acked.length === count) break;
+  }
+  child.kill('SIGKILL');
+  await exited;
+  return acked;
+}
+
+function put(store: LocalWormStore, key: string, text: string) {
+  const body = new TextEncoder().encode(text);
+  return store.put({
+    key,
+    body,
+    contentType: 'text/plain',
+    sha256: createHash('sha256').update(body).digest('hex'),
+    retainUntil: new Date(Date.now() + 86_400_000),
+    ifNoneMatch: true,
+  });
+}
+
+describe('LocalWormStore journal', () => {
+  it('brings back whole every acknowledged version a power loss tore or lost before the checkpoint', async () => {
+    const acked = await writeThenDie(12);
+    expect(await readdir(join(dir, JOURNAL_DIR))).toHaveLength(1);
+
+    // What a power loss can do to writes that were never synced: lose or tear any of them.
+    const [lostDir, lostBlob, lostManifest, tornBlob, tornManifest] = acked;
+    await rm(keyDir(dir, lostDir!.key), { recursive: true });
+    await unlink(join(keyDir(dir, lostBlob!.key), blobName(lostBlob!.versionId)));
+    await unlink(join(keyDir(dir, lostManifest!.key), manifestName(lostManifest!.versionId, 0)));
+    await truncate(join(keyDir(dir, tornBlob!.key), blobName(tornBlob!.versionId)), 100);
+    await truncate(join(keyDir(dir, tornManifest!.key), manifestName(tornManifest!.versionId, 0)), 0);
+
+    const store = await LocalWormStore.open({ dir });
+    try {
+      for (const { key, versionId, body } of acked) {
+        const got = await store.get(key);
+        expect(got.head.versionId).toBe(versionId);
+        expect(Buffer.from(got.body).toString()).toBe(body);
+      }
+      // Replayed, made durable, dropped.
+      expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('drops a conditional put the crash cut short when another writer has put the key since', async () => {
+    const [cutShort] = await writeThenDie(1);
+    // The crash lost the version's manifest: it was never visible, so the key still looks free.
+    await unlink(join(keyDir(dir, cutShort!.key), manifestName(cutShort!.versionId, 0)));
+    // Another process (here: a second instance that skips replay by being "alive") puts the key.
+    const livePath = join(dir, JOURNAL_DIR);
+    const [segment] = await readdir(livePath);
+    const parked = join(dir, 'parked-segment');
+    await writeFile(parked, await readFile(join(livePath, segment!)));
+    await unlink(join(livePath, segment!));
+    const other = await LocalWormStore.open({ dir });
+    const winner = await put(other, cutShort!.key, 'the put that won');
+    await other.close();
+    await writeFile(join(livePath, segment!), await readFile(parked));
+
+    const store = await LocalWormStore.open({ dir });
+    try {
+      const versions = [];
+      for await (const v of store.listVersions(cutShort!.key)) versions.push(v.versionId);
+      expect(versions).toEqual([winner.versionId]);
+      expect(await readdir(keyDir(dir, cutShort!.key))).not.toContain(blobName(cutShort!.versionId));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('replays the entries before a torn tail and ignores the tail', async () => {
+    const acked = await writeThenDie(3);
+    const [segment] = await readdir(join(dir, JOURNAL_DIR));
+    const path = join(dir, JOURNAL_DIR, segment!);
+    // A crash mid-append: the last frame is only half there.
+    const bytes = await readFile(path);
+    await writeFile(path, bytes.subarray(0, bytes.byteLength - 500));
+    for (const { key } of acked) await rm(keyDir(dir, key), { recursive: true });
+
+    const store = await LocalWormStore.open({ dir });
+    try {
+      expect((await store.head(acked[0]!.key))?.versionId).toBe(acked[0]!.versionId);
+      expect((await store.head(acked[1]!.key))?.versionId).toBe(acked[1]!.versionId);
+      // Its put was never acknowledged-and-durable as a whole frame: it did not happen.
+      expect(await store.head(acked[2]!.key)).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('checkpoints on its interval and on close, leaving no journal behind', async () => {
+    const store = await LocalWormStore.open({ dir, checkpointMs: 20 });
+    await put(store, 'journal/a.txt', 'a');
+    await expect.poll(() => readdir(join(dir, JOURNAL_DIR)), { timeout: 5_000 }).toEqual([]);
+    const slow = await LocalWormStore.open({ dir, checkpointMs: 3_600_000 });
+    await put(slow, 'journal/b.txt', 'b');
+    expect(await readdir(join(dir, JOURNAL_DIR))).toHaveLength(1);
+    await slow.close();
+    expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
+    await store.close();
+  });
+
+  it('checkpoints before deleting a version, so a replay can never bring a deleted version back', async () => {
+    let now = new Date();
+    const store = await LocalWormStore.open({ dir, clock: () => now, checkpointMs: 3_600_000 });
+    try {
+      const body = new TextEncoder().encode('short-lived');
+      const { versionId } = await store.put({
+        key: 'journal/short.txt',
+        body,
+        contentType: 'text/plain',
+        sha256: createHash('sha256').update(body).digest('hex'),
+        retainUntil: new Date(now.getTime() + 60_000),
+      });
+      expect(await readdir(join(dir, JOURNAL_DIR))).toHaveLength(1);
+      now = new Date(now.getTime() + 120_000);
+      await store.deleteVersion('journal/short.txt', versionId);
+      expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
+      expect(await store.head('journal/short.txt')).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a checkpoint interval that is not a positive whole number', async () => {
+    await expect(LocalWormStore.open({ dir, checkpointMs: 0 })).rejects.toMatchObject({
+      code: 'HOLDFAST_ERR_INVALID_STORE_OPTIONS',
+      message: expect.stringContaining('checkpointMs'),
+    });
+  });
+});
