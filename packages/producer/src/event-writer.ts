@@ -147,7 +147,10 @@ export class EventWriter {
     if (this.#redis.status !== 'ready') return;
     // The caller's acknowledgement is the fsync; the enqueue goes on behind it. Only when too
     // many enqueues are in flight does the caller wait for one (backpressure, bounded memory).
-    const enqueued: Promise<void> = this.#enqueueAll({ route, event }, this.#pending.get(event.id)!)
+    // Started on the next turn of the event loop, so the acknowledgements of one fsync round (an
+    // HTTP 200, a resolved promise) go out before the enqueues' serialisation work.
+    const enqueued: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#enqueueAll({ route, event }, this.#pending.get(event.id) ?? []))
       .catch((error: Error) => {
         this.#log.warn(
           { eventId: event.id, err: error.message },

@@ -55,6 +55,18 @@ function signedBody(n: number): { body: string; signature: string } {
   return { body, signature: `sha256=${createHmac('sha256', APP_SECRET).update(body).digest('hex')}` };
 }
 
+/** The ingest process's own spool fdatasyncs so far (from its /metrics): all, and those over 10 ms. */
+async function spoolFsyncs(baseUrl: string): Promise<{ count: number; over10ms: number; over100ms: number }> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+  const count = value(/^holdfast_spool_fsync_seconds_count\{[^}]*\} (\d+)/m);
+  return {
+    count,
+    over10ms: count - value(/^holdfast_spool_fsync_seconds_bucket\{le="0\.01"[^}]*\} (\d+)/m),
+    over100ms: count - value(/^holdfast_spool_fsync_seconds_bucket\{le="0\.1"[^}]*\} (\d+)/m),
+  };
+}
+
 /** Saturation: autocannon's closed loop, every connection sending as fast as answers come. */
 async function saturate(url: string, durationS: number): Promise<autocannon.Result> {
   let n = 0;
@@ -135,7 +147,15 @@ export const ingestScenario: Scenario = {
       );
       await paced(ingestUrl, 1, 200);
       await paced(bareUrl, 1, 200);
+      const ingestBase = `http://127.0.0.1:${ingestPort}`;
+      const fsyncsBefore = await spoolFsyncs(ingestBase);
       const fixed = await paced(ingestUrl, durationS, FIXED_RATE);
+      const fsyncsAfter = await spoolFsyncs(ingestBase);
+      const fsyncs = {
+        count: fsyncsAfter.count - fsyncsBefore.count,
+        over10ms: fsyncsAfter.over10ms - fsyncsBefore.over10ms,
+        over100ms: fsyncsAfter.over100ms - fsyncsBefore.over100ms,
+      };
       const bareFixed = await paced(bareUrl, durationS, FIXED_RATE);
       // The spool's disk, measured right after: what an fsync-gated ack cannot beat.
       const floor = await fsyncFloor(dir.path, durationS);
@@ -163,6 +183,16 @@ export const ingestScenario: Scenario = {
             name: 'write + fdatasync p99.9, same disk',
             value: floor.p999Ms,
           }),
+          // An ack waits for its fsync round: when more than 1% of rounds take over 10 ms, so does
+          // the p99. This is the disk under this run's own load (the floor above is measured alone).
+          figure(`spool fdatasyncs over 10 ms @ ${FIXED_RATE} req/s`, fsyncs.over10ms, '', {
+            name: 'spool fdatasyncs in that run',
+            value: fsyncs.count,
+          }),
+          figure(`spool fdatasyncs over 100 ms @ ${FIXED_RATE} req/s`, fsyncs.over100ms, '', {
+            name: 'spool fdatasyncs in that run',
+            value: fsyncs.count,
+          }),
           figure(`req/s achieved @ ${FIXED_RATE} offered`, round(fixed.achieved), '/s', {
             name: 'bare route',
             value: round(bareFixed.achieved),
@@ -187,6 +217,7 @@ export const ingestScenario: Scenario = {
           saturated: saturated.latency,
           bareFixed: bareFixed.latency,
           fsyncFloor: floor,
+          spoolFsyncsAtFixedRate: fsyncs,
           bareSaturated: bareSaturated.latency,
         },
       };
