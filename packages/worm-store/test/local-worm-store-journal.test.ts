@@ -163,6 +163,25 @@ describe('LocalWormStore journal', () => {
     }
   });
 
+  it('checkpoints with an fsync per written path where the filesystem cannot be synced whole', async () => {
+    // Without `sync -f` (no coreutils, or not Linux) the journal falls back to fsyncing every
+    // directory and file it wrote; the outcome must be the same.
+    const path = process.env.PATH;
+    process.env.PATH = join(dir, 'no-such-bin');
+    try {
+      const store = await LocalWormStore.open({ dir, checkpointMs: 3_600_000 });
+      const written = await put(store, 'journal/deep/er/c.txt', 'c');
+      expect(await readdir(join(dir, JOURNAL_DIR))).toHaveLength(1);
+      await store.close();
+      expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
+      const reopened = await LocalWormStore.open({ dir });
+      expect((await reopened.head('journal/deep/er/c.txt'))?.versionId).toBe(written.versionId);
+      await reopened.close();
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
   it('refuses a checkpoint interval that is not a positive whole number', async () => {
     await expect(LocalWormStore.open({ dir, checkpointMs: 0 })).rejects.toMatchObject({
       code: 'HOLDFAST_ERR_INVALID_STORE_OPTIONS',
