@@ -55,8 +55,18 @@ function signedBody(n: number): { body: string; signature: string } {
   return { body, signature: `sha256=${createHmac('sha256', APP_SECRET).update(body).digest('hex')}` };
 }
 
-/** The ingest process's own spool fdatasyncs so far (from its /metrics): all, and those over 10 ms. */
-async function spoolFsyncs(baseUrl: string): Promise<{ count: number; over10ms: number; over100ms: number }> {
+interface IngestInside {
+  /** Spool fdatasyncs so far: all, over 10 ms, over 100 ms. */
+  count: number;
+  over10ms: number;
+  over100ms: number;
+  /** Event-loop delay since the previous scrape (prom-client resets it on each), in ms. */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+}
+
+/** What the ingest process says about itself on /metrics: its spool's fsyncs and its event loop. */
+async function scrapeIngest(baseUrl: string): Promise<IngestInside> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
   const count = value(/^holdfast_spool_fsync_seconds_count\{[^}]*\} (\d+)/m);
@@ -64,6 +74,8 @@ async function spoolFsyncs(baseUrl: string): Promise<{ count: number; over10ms: 
     count,
     over10ms: count - value(/^holdfast_spool_fsync_seconds_bucket\{le="0\.01"[^}]*\} (\d+)/m),
     over100ms: count - value(/^holdfast_spool_fsync_seconds_bucket\{le="0\.1"[^}]*\} (\d+)/m),
+    loopDelayP99Ms: round(value(/^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? (\S+)/m) * 1000),
+    loopDelayMaxMs: round(value(/^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)/m) * 1000),
   };
 }
 
@@ -148,9 +160,9 @@ export const ingestScenario: Scenario = {
       await paced(ingestUrl, 1, 200);
       await paced(bareUrl, 1, 200);
       const ingestBase = `http://127.0.0.1:${ingestPort}`;
-      const fsyncsBefore = await spoolFsyncs(ingestBase);
+      const fsyncsBefore = await scrapeIngest(ingestBase);
       const fixed = await paced(ingestUrl, durationS, FIXED_RATE);
-      const fsyncsAfter = await spoolFsyncs(ingestBase);
+      const fsyncsAfter = await scrapeIngest(ingestBase);
       const fsyncs = {
         count: fsyncsAfter.count - fsyncsBefore.count,
         over10ms: fsyncsAfter.over10ms - fsyncsBefore.over10ms,
@@ -192,6 +204,11 @@ export const ingestScenario: Scenario = {
           figure(`spool fdatasyncs over 100 ms @ ${FIXED_RATE} req/s`, fsyncs.over100ms, '', {
             name: 'spool fdatasyncs in that run',
             value: fsyncs.count,
+          }),
+          // Sampled every 10 ms (prom-client's default), so an idle loop reads ~10 ms.
+          figure(`ingest event-loop delay max @ ${FIXED_RATE} req/s`, fsyncsAfter.loopDelayMaxMs, 'ms', {
+            name: 'its p99',
+            value: fsyncsAfter.loopDelayP99Ms,
           }),
           figure(`req/s achieved @ ${FIXED_RATE} offered`, round(fixed.achieved), '/s', {
             name: 'bare route',
