@@ -6,6 +6,7 @@ import { LocalWormStore } from '@holdfast/worm-store';
 import { FlowProducer, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { type BenchFleet, startBenchFleet } from './bench-fleet.ts';
+import { type CpuCost, countCpu } from './cpu.ts';
 import { round } from './figures.ts';
 import type { LatencySummary } from './histogram.ts';
 import { type ClosedLoopResult, closedLoop, sleep, until } from './load.ts';
@@ -120,6 +121,8 @@ export interface ThroughputRun {
   failed: number;
   firstError?: string;
   redis?: RedisCost;
+  /** CPU per item of every process taking part (the bench process, the workers, redis-server). */
+  cpu?: CpuCost;
 }
 
 export interface ProgressPoint {
@@ -344,6 +347,7 @@ export async function measureRecords(
     let lastLog = 0;
     const archived = await completionCounter(fleet.redis.url, QUEUES.archive, QUEUE_PREFIX);
     const redisBefore = await redisCommandStats(fleet.redis.url);
+    const cpu = countCpu(fleet.pids());
     const { load, endToEndMs } = await drive(
       count,
       async (i) => {
@@ -361,6 +365,7 @@ export async function measureRecords(
       },
     );
     const rssLoad = sampler.stop();
+    const cpuCost = cpu.stop(count);
     const redis = redisCost(redisBefore, await redisCommandStats(fleet.redis.url), count);
     await archived.close();
     // Not timed: let the producer acknowledge the last events, so the spool counters are whole.
@@ -384,6 +389,7 @@ export async function measureRecords(
       holdfast: {
         ...throughput(load, endToEndMs, count),
         redis,
+        cpu: cpuCost,
         windows: windowsOf(points, count),
         spool,
         verified,
@@ -427,9 +433,11 @@ async function rawBullmq(fleet: BenchFleet, count: number, warm: number): Promis
     await until('the raw warm-up', () => completed.handled() >= warm, 60_000);
     const base = completed.handled();
     const redisBefore = await redisCommandStats(url);
+    const cpu = countCpu({ ...fleet.pids(), 'raw-worker': worker.pid });
     const { load, endToEndMs } = await drive(count, add, () => completed.handled() - base);
+    const cpuCost = cpu.stop(count);
     const redis = redisCost(redisBefore, await redisCommandStats(url), count);
-    return { ...throughput(load, endToEndMs, count), redis };
+    return { ...throughput(load, endToEndMs, count), redis, cpu: cpuCost };
   } finally {
     await completed.close();
     await queue.close();
@@ -463,6 +471,7 @@ export async function measureEmail(ctx: BenchContext, count: number): Promise<Em
     let lastLog = 0;
     const sent = await completionCounter(fleet.redis.url, QUEUES.sendEmail, QUEUE_PREFIX);
     const redisBefore = await redisCommandStats(fleet.redis.url);
+    const cpu = countCpu(fleet.pids());
     const { load, endToEndMs } = await drive(
       count,
       async (i) => {
@@ -477,13 +486,17 @@ export async function measureEmail(ctx: BenchContext, count: number): Promise<Em
         }
       },
     );
+    const cpuCost = cpu.stop(count);
     const redis = redisCost(redisBefore, await redisCommandStats(fleet.redis.url), count);
     await sent.close();
     const outboxFiles = (await readdir(join(fleet.outboxDir))).filter((n) => n.endsWith('.eml')).length;
     if (outboxFiles < count + warm + 1) {
       throw new Error(`outbox holds ${outboxFiles} emails, expected ${count + warm + 1}`);
     }
-    return { holdfast: { ...throughput(load, endToEndMs, count), redis, outboxFiles }, baseline };
+    return {
+      holdfast: { ...throughput(load, endToEndMs, count), redis, cpu: cpuCost, outboxFiles },
+      baseline,
+    };
   } finally {
     await fleet.close();
   }
@@ -547,9 +560,11 @@ async function rawFlow(fleet: BenchFleet, count: number, warm: number): Promise<
     await until('the raw flow warm-up', () => completed.handled() >= warm, 60_000);
     const base = completed.handled();
     const redisBefore = await redisCommandStats(url);
+    const cpu = countCpu({ ...fleet.pids(), 'raw-child-worker': child.pid, 'raw-parent-worker': parent.pid });
     const { load, endToEndMs } = await drive(count, add, () => completed.handled() - base);
+    const cpuCost = cpu.stop(count);
     const redis = redisCost(redisBefore, await redisCommandStats(url), count);
-    return { ...throughput(load, endToEndMs, count), redis };
+    return { ...throughput(load, endToEndMs, count), redis, cpu: cpuCost };
   } finally {
     await completed.close();
     await flows.close();

@@ -40,6 +40,14 @@ async function run(ctx: BenchContext) {
             }),
           ]
         : []),
+      ...(h.cpu && b.cpu
+        ? [
+            figure('machine CPU per email (every process)', h.cpu.totalUsPerItem, 'µs', {
+              name: 'per raw flow',
+              value: b.cpu.totalUsPerItem,
+            }),
+          ]
+        : []),
     ],
     details: { submitConcurrency: SUBMIT_CONCURRENCY, ...r },
   };

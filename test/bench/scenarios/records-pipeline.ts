@@ -43,6 +43,14 @@ async function run(ctx: BenchContext) {
             }),
           ]
         : []),
+      ...(h.cpu && b.cpu
+        ? [
+            figure('machine CPU per event (every process)', h.cpu.totalUsPerItem, 'µs', {
+              name: 'per raw BullMQ job',
+              value: b.cpu.totalUsPerItem,
+            }),
+          ]
+        : []),
     ],
     details: { submitConcurrency: SUBMIT_CONCURRENCY, ...r },
   };
