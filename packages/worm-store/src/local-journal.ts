@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -18,7 +19,7 @@ export interface StoreJournalOptions {
   dir: string;
   /** The store's root: the filesystem a checkpoint makes durable. */
   root: string;
-  /** This process's owner tag; segment files are named `<owner>.<seq>.journal`. */
+  /** This process's owner tag; segment files are named `<owner>.<instance>-<seq>.journal`. */
   owner: string;
   /**
    * How often written versions are made durable in place and their journal segment dropped.
@@ -68,6 +69,9 @@ export class StoreJournal {
   readonly #queue: Pending[] = [];
   readonly #sealed: Segment[] = [];
   readonly #timer: NodeJS.Timeout;
+  // Several stores can share one process (and so one owner tag): `holdfast dev` runs the archiver
+  // and the media fetcher side by side. Each journal names its segments apart.
+  readonly #instance = randomBytes(4).toString('hex');
   #seq = 0;
   #current: Segment | undefined;
   #flushing = false;
@@ -91,7 +95,7 @@ export class StoreJournal {
 
   /** The name a new segment of this process gets (also used to claim a dead process's segment). */
   nextSegmentPath(): string {
-    return join(this.#dir, `${this.#owner}.${this.#seq++}.journal`);
+    return join(this.#dir, `${this.#owner}.${this.#instance}-${this.#seq++}.journal`);
   }
 
   /**

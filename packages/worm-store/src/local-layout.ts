@@ -4,7 +4,7 @@
  * ```
  * <dir>/holdfast-worm-store.json          format marker
  * <dir>/tmp/<owner>.<…>                   in-flight temp files, <owner> = <host>-<pid>-<start ms>
- * <dir>/journal/<owner>.<seq>.journal     write-ahead journal segments (local-journal.ts): puts
+ * <dir>/journal/<owner>.<inst>-<seq>.journal  write-ahead journal segments (local-journal.ts): puts
  *                                         not yet checkpointed; replayed on open if the owner died
  * <dir>/objects/<seg>/<seg>/…/<seg>/      one directory per key segment ("key node")
  *     @<versionId>.blob                   the version's bytes (0444, never rewritten)

@@ -141,6 +141,25 @@ describe('LocalWormStore journal', () => {
     await store.close();
   });
 
+  it('keeps the journals of two stores in one process apart', async () => {
+    // `holdfast dev` runs the archiver and the media fetcher in one process, each with a store.
+    const first = await LocalWormStore.open({ dir, checkpointMs: 3_600_000 });
+    const second = await LocalWormStore.open({ dir, checkpointMs: 3_600_000 });
+    try {
+      const written = await Promise.all([
+        put(first, 'journal/one.txt', 'one'),
+        put(second, 'journal/two.txt', 'two'),
+      ]);
+      expect(await readdir(join(dir, JOURNAL_DIR))).toHaveLength(2);
+      expect((await first.head('journal/two.txt'))?.versionId).toBe(written[1].versionId);
+      expect((await second.head('journal/one.txt'))?.versionId).toBe(written[0].versionId);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+    expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
+  });
+
   it('checkpoints before deleting a version, so a replay can never bring a deleted version back', async () => {
     let now = new Date();
     const store = await LocalWormStore.open({ dir, clock: () => now, checkpointMs: 3_600_000 });
