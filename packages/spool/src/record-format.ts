@@ -81,10 +81,12 @@ export function checkPayload(payload: unknown): Uint8Array {
 export function encodeFrame(kind: RecordKind, idBytes: Buffer, at: number, payload?: Uint8Array): Buffer {
   const payloadBytes = payload?.byteLength ?? 0;
   const bodyLength = BODY_FIXED_BYTES + idBytes.length + payloadBytes;
-  const frame = Buffer.alloc(FRAME_HEADER_BYTES + bodyLength);
+  // Every byte is written below (the reserved ones as zeros), so the buffer need not be zeroed.
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyLength);
   FRAME_SYNC.copy(frame, 0);
   frame.writeUInt32LE(bodyLength, 4);
   frame.writeUInt8(KIND_CODE[kind], 8);
+  frame.fill(0, 9, 12);
   let p = FRAME_HEADER_BYTES;
   p = frame.writeUInt16LE(idBytes.length, p);
   p += idBytes.copy(frame, p);
