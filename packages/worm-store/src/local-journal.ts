@@ -263,16 +263,10 @@ function syncFilesystem(path: string): Promise<Error | undefined> {
   });
 }
 
+/** A file or directory written since the last checkpoint; one removed since needs nothing. */
 async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
-    // Removed since (a deleted version, a renamed temp file): nothing left to make durable.
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
+  // fsyncDir opens read-only and syncs, which serves a file as well as a directory.
+  await fsyncDir(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
   });
-  if (!handle) return;
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -469,7 +469,7 @@ export class LocalWormStore implements ObjectStore {
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
+      ignoreMissing(err);
     }
     if (text === undefined) {
       const tmp = join(this.#tmp, `${ownerTag(OWNER)}.${randomUUID()}.format.json`);
@@ -615,15 +615,11 @@ export class LocalWormStore implements ObjectStore {
           const dir = keyDir(this.#root, manifest.key);
           const node = await this.#readNode(dir);
           if ((node.get(manifest.versionId)?.generations.length ?? 0) === 0) {
-            await unlink(join(dir, blobName(manifest.versionId))).catch((err) => {
-              if (!isErrno(err, 'ENOENT')) throw err;
-            });
+            await unlink(join(dir, blobName(manifest.versionId))).catch(ignoreMissing);
           }
         }
       }
-      await unlink(path).catch((err) => {
-        if (!isErrno(err, 'ENOENT')) throw err;
-      });
+      await unlink(path).catch(ignoreMissing);
     }
   }
 
@@ -767,9 +763,6 @@ export class LocalWormStore implements ObjectStore {
 
   /** After a tombstone: bytes first, then manifests, the tombstone (highest generation) last. */
   async #removeVersionFiles(dir: string, versionId: string): Promise<void> {
-    const ignoreMissing = (err: unknown) => {
-      if (!isErrno(err, 'ENOENT')) throw err;
-    };
     await unlink(join(dir, blobName(versionId))).catch(ignoreMissing);
     const generations = ((await this.#readNode(dir)).get(versionId)?.generations ?? []).sort((a, b) => a - b);
     for (const generation of generations) {

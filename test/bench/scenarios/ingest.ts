@@ -160,13 +160,13 @@ export const ingestScenario: Scenario = {
       await paced(ingestUrl, 1, 200);
       await paced(bareUrl, 1, 200);
       const ingestBase = `http://127.0.0.1:${ingestPort}`;
-      const fsyncsBefore = await scrapeIngest(ingestBase);
+      const insideBefore = await scrapeIngest(ingestBase);
       const fixed = await paced(ingestUrl, durationS, FIXED_RATE);
-      const fsyncsAfter = await scrapeIngest(ingestBase);
+      const insideAfter = await scrapeIngest(ingestBase);
       const fsyncs = {
-        count: fsyncsAfter.count - fsyncsBefore.count,
-        over10ms: fsyncsAfter.over10ms - fsyncsBefore.over10ms,
-        over100ms: fsyncsAfter.over100ms - fsyncsBefore.over100ms,
+        count: insideAfter.count - insideBefore.count,
+        over10ms: insideAfter.over10ms - insideBefore.over10ms,
+        over100ms: insideAfter.over100ms - insideBefore.over100ms,
       };
       const bareFixed = await paced(bareUrl, durationS, FIXED_RATE);
       // The spool's disk, measured right after: what an fsync-gated ack cannot beat.
@@ -206,9 +206,9 @@ export const ingestScenario: Scenario = {
             value: fsyncs.count,
           }),
           // Sampled every 10 ms (prom-client's default), so an idle loop reads ~10 ms.
-          figure(`ingest event-loop delay max @ ${FIXED_RATE} req/s`, fsyncsAfter.loopDelayMaxMs, 'ms', {
+          figure(`ingest event-loop delay max @ ${FIXED_RATE} req/s`, insideAfter.loopDelayMaxMs, 'ms', {
             name: 'its p99',
-            value: fsyncsAfter.loopDelayP99Ms,
+            value: insideAfter.loopDelayP99Ms,
           }),
           figure(`req/s achieved @ ${FIXED_RATE} offered`, round(fixed.achieved), '/s', {
             name: 'bare route',
