@@ -1,3 +1,4 @@
+export * from './archive-marker.ts';
 export * from './backoff.ts';
 export * from './config.ts';
 export * from './content-types.ts';

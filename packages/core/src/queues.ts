@@ -1,4 +1,5 @@
 import type { EventEnvelope } from './events.ts';
+import { sha256Hex } from './hashing.ts';
 
 /** BullMQ key prefix for every Holdfast queue (keys look like `holdfast:archive:<jobId>`). */
 export const QUEUE_PREFIX = 'holdfast';
@@ -57,6 +58,41 @@ export const DISCARDED_TTL_SECONDS = 30 * 24 * 3600;
 /** Payload of an `archive` job: one event to write under lock. */
 export interface ArchiveJobData {
   event: EventEnvelope;
+}
+
+/**
+ * Events that only need archiving (records, provider reports, the sender's outcomes) travel in
+ * batches: one `archive-batch` job per group of events a producer spooled together, so a busy
+ * stream pays Redis and the queue once per batch, not once per event. A batch of one is a plain
+ * `archive` job.
+ */
+export const ARCHIVE_BATCH_JOB = 'archive-batch';
+
+/**
+ * The job id of a batch of these events: `batch-<first event id>-<hash of every id>`. The same
+ * events in the same order make the same job (adding it again is a no-op); any other grouping
+ * makes another, so a job id never stands for events its job does not carry.
+ */
+export function archiveBatchJobId(eventIds: readonly string[]): string {
+  return `batch-${eventIds[0]}-${sha256Hex(eventIds.join('\n')).slice(0, 16)}`;
+}
+
+/** Payload of an `archive-batch` job: events to write under lock, each as its own object(s). */
+export interface ArchiveBatchJobData {
+  events: EventEnvelope[];
+}
+
+/** What the archiver returns for a batch. */
+export interface ArchiveBatchJobResult {
+  /** Events written by this run, and events found already archived by an earlier delivery. */
+  created: number;
+  existing: number;
+  /**
+   * Events that failed permanently: each was moved to a plain `archive` job of its own (job id
+   * = event id), so it fails, is kept as a dead letter and is replayed alone. Their producers
+   * acknowledge them when that job finishes, not with the batch.
+   */
+  split: string[];
 }
 
 /** What the archiver returns; a send job reads it from its archive child. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   DISCARDED_TTL_SECONDS,
   deadLetterQueueOf,
@@ -13,6 +12,7 @@ import { type FlowJob, FlowProducer, type Job, type JobsOptions, Queue, type Wor
 import { Redis } from 'ioredis';
 import { DeadLetterNotFoundError } from './errors.ts';
 import { createRedisConnection } from './redis-connection.ts';
+import { RedisScript } from './redis-script.ts';
 
 /*
  * Dead letters: the jobs of each queue that failed for good (an UnrecoverableError, or every
@@ -183,28 +183,8 @@ const KEEP_FIRST = 50;
 const ERROR_CHARS = 1000;
 const SWEEP_PAGE = 500;
 
-/** A Lua script run by hash, sent again only when Redis does not know it. */
-class Script {
-  readonly #source: string;
-  readonly #sha: string;
-
-  constructor(source: string) {
-    this.#source = source;
-    this.#sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!String((error as Error).message).includes('NOSCRIPT')) throw error;
-      return redis.eval(this.#source, keys.length, ...keys, ...args);
-    }
-  }
-}
-
 /** KEYS: history, entry. ARGV: attempt, at, error, retainMs, max records, keep first. */
-const RECORD_ATTEMPT = new Script(`
+const RECORD_ATTEMPT = new RedisScript(`
 local attempt = tonumber(ARGV[1])
 local run = (tonumber(redis.call('HGET', KEYS[2], 'replays')) or 0) + 1
 local last = redis.call('LINDEX', KEYS[1], -1)
@@ -235,7 +215,7 @@ return 1
 `);
 
 /** KEYS: entry, history, index. ARGV: jobId, deadAtMs, deadAt, then field/value pairs. */
-const RECORD_DEATH = new Script(`
+const RECORD_DEATH = new RedisScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'dead' and redis.call('HGET', KEYS[1], 'deadAtMs') == ARGV[2] then return 0 end
 if status == 'replayed' and (tonumber(redis.call('HGET', KEYS[1], 'replayedAtMs')) or 0) >= tonumber(ARGV[2]) then
@@ -260,7 +240,7 @@ return 1
 `);
 
 /** KEYS: entry, history, index. ARGV: jobId, atMs, at, actor, retainMs. The claim that makes a replay happen once. */
-const CLAIM_REPLAY = new Script(`
+const CLAIM_REPLAY = new RedisScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'dead' then return status or 'missing' end
 redis.call('HSET', KEYS[1], 'status', 'replayed', 'replayedAtMs', ARGV[2], 'replayedAt', ARGV[3], 'replayedBy', ARGV[4])
@@ -272,7 +252,7 @@ return 'ok'
 `);
 
 /** KEYS: entry, history, index. ARGV: jobId, the claim's atMs. Undo a claim whose replay did not happen. */
-const UNCLAIM_REPLAY = new Script(`
+const UNCLAIM_REPLAY = new RedisScript(`
 if redis.call('HGET', KEYS[1], 'status') ~= 'replayed' or redis.call('HGET', KEYS[1], 'replayedAtMs') ~= ARGV[2] then
   return 0
 end
@@ -290,7 +270,7 @@ return 1
  * the failed set in the same script means no replay can retry it and no sweep can record it again
  * between the entry going and the job going.
  */
-const DISCARD = new Script(`
+const DISCARD = new RedisScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'dead' then return status or 'missing' end
 local taken = redis.call('ZREM', KEYS[4], ARGV[1])
@@ -301,13 +281,13 @@ return 'left'
 `);
 
 /** KEYS: entry, history. A job that completed needs no history, unless it is a replayed entry's. */
-const FORGET_HISTORY = new Script(`
+const FORGET_HISTORY = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.call('DEL', KEYS[2]) end
 return 0
 `);
 
 /** KEYS: history, entry. ARGV: expected length, retainMs, records... Rewrite unless it changed meanwhile. */
-const REPLACE_HISTORY = new Script(`
+const REPLACE_HISTORY = new RedisScript(`
 if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 if #ARGV > 2 then redis.call('RPUSH', KEYS[1], unpack(ARGV, 3)) end

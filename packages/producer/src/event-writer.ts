@@ -1,10 +1,14 @@
 import {
+  type ArchiveBatchJobResult,
+  archivedMarkerKey,
   createLogger,
   discardedKeyOf,
   type EventEnvelope,
+  isArchivedMarker,
   type Logger,
   parseEvent,
   QUEUE_PREFIX,
+  QUEUES,
   type QueueName,
 } from '@holdfast/core';
 import { Spool } from '@holdfast/spool';
@@ -13,12 +17,14 @@ import type { Redis } from 'ioredis';
 import { NotDurableError, ProducerClosedError } from './errors.ts';
 import { createRedisConnection } from './redis-connection.ts';
 import {
+  archiveBatchFor,
   COMPLETION_QUEUES,
   completionQueues,
   type Enqueue,
   enqueueFor,
   type Route,
   routeOf,
+  travelsInBatches,
 } from './routes.ts';
 
 export interface EventWriterOptions {
@@ -32,8 +38,11 @@ export interface EventWriterOptions {
   drainIntervalMs?: number;
 }
 
-/** Enqueues allowed in flight behind acknowledged submits before a submit waits for one. */
+/** Events whose enqueue may be in flight behind acknowledged submits before a submit waits for one. */
 const MAX_INFLIGHT_ENQUEUES = 1024;
+
+/** The most events one `archive-batch` job carries. */
+const MAX_BATCH_EVENTS = 100;
 
 /** How many job hashes one drain round trip looks up. */
 const DRAIN_BATCH = 500;
@@ -54,6 +63,12 @@ export interface DrainReport {
  * The write path after validation: append to the spool (fsync) -> acknowledge the caller ->
  * enqueue (jobId = event id) -> forget once the top job completed. A drainer re-enqueues what
  * Redis lost or never received, so an accepted event survives a Redis outage or a crash.
+ *
+ * Events that only need archiving are enqueued together: those acknowledged in one turn of the
+ * event loop (one group commit of the spool, typically), or re-enqueued by one drain pass, share
+ * an `archive-batch` job. Its id derives from its events, so adding the same batch twice is a
+ * no-op; the drainer knows each event's batch while this process lives, and a restarted process
+ * enqueues what its spool holds in new batches (the archiver's writes are idempotent).
  */
 export class EventWriter {
   readonly #spool: Spool;
@@ -64,6 +79,16 @@ export class EventWriter {
   /** Unacknowledged event id -> the queues whose jobs have yet to complete before it is acknowledged. */
   readonly #pending = new Map<string, Set<QueueName>>();
   readonly #inflight = new Set<Promise<void>>();
+  /** Events whose submit-time enqueue is still to come or in flight: the drainer leaves them be. */
+  readonly #enqueuing = new Set<string>();
+  /** The batch that submits of this turn of the event loop join; sent on the next turn. */
+  #openBatch: { events: SpooledEvent[]; ids: string[]; sent: Promise<void> } | undefined;
+  /** Batch job id -> its events not yet acknowledged. */
+  readonly #batches = new Map<string, string[]>();
+  /** Event id -> the batch job that archives it, while this process knows of one. */
+  readonly #batchOf = new Map<string, string>();
+  /** Event id -> the key of its archived marker (see `archivedMarkerKey`), while it has an archive job pending. */
+  readonly #markerOf = new Map<string, string>();
   readonly #log: Logger;
   readonly #redisUrl: string;
   readonly #redeliverAfterMs: number;
@@ -149,17 +174,75 @@ export class EventWriter {
     // many enqueues are in flight does the caller wait for one (backpressure, bounded memory).
     // Started on the next turn of the event loop, so the acknowledgements of one fsync round (an
     // HTTP 200, a resolved promise) go out before the enqueues' serialisation work.
+    this.#enqueuing.add(event.id);
+    if (travelsInBatches(route)) this.#joinBatch({ route, event });
+    else
+      this.#inBackground(
+        [event.id],
+        () => this.#enqueueAll({ route, event }, this.#pending.get(event.id) ?? []),
+        (error) =>
+          this.#log.warn(
+            { eventId: event.id, err: error.message },
+            'enqueue failed; the spool keeps the event and the drainer will retry',
+          ),
+      );
+    if (this.#enqueuing.size >= MAX_INFLIGHT_ENQUEUES) await Promise.race(this.#inflight);
+  }
+
+  /** Run `enqueue` on the next turn of the event loop, counted against the backpressure bound. */
+  #inBackground(
+    ids: readonly string[],
+    enqueue: () => Promise<void>,
+    onError: (error: Error) => void,
+  ): Promise<void> {
     const enqueued: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.#enqueueAll({ route, event }, this.#pending.get(event.id) ?? []))
-      .catch((error: Error) => {
-        this.#log.warn(
-          { eventId: event.id, err: error.message },
-          'enqueue failed; the spool keeps the event and the drainer will retry',
-        );
-      })
-      .finally(() => this.#inflight.delete(enqueued));
+      .then(enqueue)
+      .catch(onError)
+      .finally(() => {
+        this.#inflight.delete(enqueued);
+        for (const id of ids) this.#enqueuing.delete(id);
+      });
     this.#inflight.add(enqueued);
-    if (this.#inflight.size >= MAX_INFLIGHT_ENQUEUES) await Promise.race(this.#inflight);
+    return enqueued;
+  }
+
+  #joinBatch(spooled: SpooledEvent): void {
+    if (!this.#openBatch) {
+      const events: SpooledEvent[] = [];
+      const ids: string[] = [];
+      const sent = this.#inBackground(
+        ids,
+        () => {
+          if (this.#openBatch?.events === events) this.#openBatch = undefined;
+          return this.#enqueueBatch(events);
+        },
+        (error) =>
+          this.#log.warn(
+            { events: events.length, err: error.message },
+            'batch enqueue failed; the spool keeps its events and the drainer will retry',
+          ),
+      );
+      this.#openBatch = { events, ids, sent };
+    }
+    const batch = this.#openBatch;
+    batch.events.push(spooled);
+    batch.ids.push(spooled.event.id);
+    // A full batch goes as it is; the next submit opens another.
+    if (batch.events.length >= MAX_BATCH_EVENTS) this.#openBatch = undefined;
+  }
+
+  async #enqueueBatch(batch: readonly SpooledEvent[]): Promise<void> {
+    // Acknowledged meanwhile (a drain pass found a job of its own): nothing left to add.
+    const events = batch.filter(({ event }) => this.#pending.get(event.id)?.has(QUEUES.archive));
+    if (events.length === 0) return;
+    if (events.length === 1) return this.#enqueueAll(events[0]!, [QUEUES.archive]);
+    const enqueue = archiveBatchFor(events.map(({ event }) => event));
+    const jobId = enqueue.opts.jobId!;
+    // Known before the add is sent: its completion can arrive before the add's reply.
+    const ids = events.map(({ event }) => event.id);
+    this.#batches.set(jobId, ids);
+    for (const id of ids) this.#batchOf.set(id, jobId);
+    await this.#add(enqueue);
   }
 
   /**
@@ -198,56 +281,89 @@ export class EventWriter {
   async #drainOnce(olderThanMs: number): Promise<DrainReport> {
     const report: DrainReport = { acked: 0, requeued: 0, waiting: 0, failed: 0 };
     if (this.#redis.status !== 'ready') return report;
-    // An id without a pending entry is being submitted right now: its submit enqueues it.
+    // An id without a pending entry, or whose enqueue is under way, is being submitted right
+    // now: its submit enqueues it.
     const due = this.#spool
       .unackedIds(new Date(Date.now() - olderThanMs))
-      .filter(({ id }) => this.#pending.has(id));
-    /** Event id -> its queues whose job Redis does not have. */
-    const missing = new Map<string, QueueName[]>();
+      .filter(({ id }) => this.#pending.has(id) && !this.#enqueuing.has(id));
+    /** Jobs Redis does not have. */
+    const absent: JobLookup[] = [];
     // One pipelined HMGET per job hash: O(1) each, unlike getJobState, which scans the wait
     // list and made a large backlog quadratic.
     for (let i = 0; i < due.length && !this.#closed; i += DRAIN_BATCH) {
-      const lookups = due
-        .slice(i, i + DRAIN_BATCH)
-        .flatMap(({ id }) => [...(this.#pending.get(id) ?? [])].map((queue) => ({ id, queue })));
+      const lookups = this.#jobsOf(due.slice(i, i + DRAIN_BATCH).map(({ id }) => id));
       const pipeline = this.#redis.pipeline();
-      for (const { id, queue } of lookups)
-        pipeline.hmget(`${QUEUE_PREFIX}:${queue}:${id}`, 'timestamp', 'finishedOn', 'failedReason');
+      for (const { jobId, queue } of lookups)
+        pipeline.hmget(
+          `${QUEUE_PREFIX}:${queue}:${jobId}`,
+          'timestamp',
+          'finishedOn',
+          'failedReason',
+          'returnvalue',
+        );
       const results = (await pipeline.exec()) ?? [];
-      for (const [j, { id, queue }] of lookups.entries()) {
+      for (const [j, lookup] of lookups.entries()) {
         const [error, fields] = results[j] ?? [];
         if (error) throw error;
-        const [created, finishedOn, failedReason] = fields as (string | null)[];
-        if (!created) missing.set(id, [...(missing.get(id) ?? []), queue]);
+        const [created, finishedOn, failedReason, returnvalue] = fields as (string | null)[];
+        if (!created) absent.push(lookup);
         else if (finishedOn) {
           // Failed for good is finished too: the job, its payload and its error history are now
           // kept as a dead letter (never expiring) for a person to replay or discard.
           if (failedReason) report.failed++;
-          if (await this.#completed(id, queue)) report.acked++;
-        } else report.waiting++;
+          report.acked += await this.#jobFinished(
+            lookup,
+            failedReason ? undefined : parseResult(returnvalue),
+          );
+        } else report.waiting += lookup.ids.length;
       }
     }
-    // A job a person discarded from the dead letters is finished, not lost.
-    if (missing.size > 0) {
+    /** Event id -> its queues whose job Redis does not have. */
+    const missing = new Map<string, QueueName[]>();
+    // A job a person discarded from the dead letters is finished, not lost; an event the
+    // archiver marked archived is too, whatever job did it (a batch this process never knew of,
+    // being restarted, or a completed job Redis has since removed).
+    if (absent.length > 0) {
       const pipeline = this.#redis.pipeline();
-      const asked = [...missing].flatMap(([id, queues]) => queues.map((queue) => ({ id, queue })));
-      for (const { id, queue } of asked) pipeline.exists(discardedKeyOf(queue, id));
+      const markerKeys = absent.map(({ queue, ids }) =>
+        ids.map((id) => (queue === QUEUES.archive ? this.#markerOf.get(id) : undefined)),
+      );
+      for (const [j, { jobId, queue }] of absent.entries()) {
+        pipeline.exists(discardedKeyOf(queue, jobId));
+        for (const key of markerKeys[j]!) if (key !== undefined) pipeline.get(key);
+      }
       const results = (await pipeline.exec()) ?? [];
-      for (const [j, { id, queue }] of asked.entries()) {
-        if (results[j]?.[1] !== 1) continue;
-        const rest = missing.get(id)!.filter((q) => q !== queue);
-        if (rest.length > 0) missing.set(id, rest);
-        else missing.delete(id);
-        if (await this.#completed(id, queue)) report.acked++;
+      let r = 0;
+      for (const [j, lookup] of absent.entries()) {
+        const discarded = results[r++]?.[1] === 1;
+        const markers = markerKeys[j]!.map((key) =>
+          key === undefined ? undefined : (results[r++]?.[1] as string | null | undefined),
+        );
+        if (discarded) {
+          report.acked += await this.#jobFinished(lookup, undefined);
+          continue;
+        }
+        if (this.#batches.get(lookup.jobId) === lookup.ids) this.#batches.delete(lookup.jobId);
+        for (const [k, id] of lookup.ids.entries()) {
+          if (this.#batchOf.get(id) === lookup.jobId) this.#batchOf.delete(id);
+          if (isArchivedMarker(markers[k])) {
+            if (await this.#completed(id, lookup.queue)) report.acked++;
+          } else missing.set(id, [...(missing.get(id) ?? []), lookup.queue]);
+        }
       }
     }
     if (missing.size > 0) {
+      const batch: SpooledEvent[] = [];
       for await (const record of this.#spool.unacked(new Set(missing.keys()))) {
         if (this.#closed) break;
         const spooled = decode(record.payload);
-        await this.#enqueueAll(spooled, missing.get(spooled.event.id) ?? []);
+        const queues = missing.get(spooled.event.id) ?? [];
+        if (travelsInBatches(spooled.route)) batch.push(spooled);
+        else await this.#enqueueAll(spooled, queues);
+        if (batch.length >= MAX_BATCH_EVENTS) await this.#enqueueBatch(batch.splice(0));
         report.requeued++;
       }
+      if (batch.length > 0) await this.#enqueueBatch(batch);
     }
     if (report.requeued > 0 || report.failed > 0) this.#log.info(report, 'spool drain pass');
     return report;
@@ -263,8 +379,56 @@ export class EventWriter {
     else await this.#queues.get(enqueue.queue)!.add(enqueue.name, enqueue.data, enqueue.opts);
   }
 
+  /** The jobs that `ids` wait for: each event's own, or the batch an archive write is part of. */
+  #jobsOf(ids: readonly string[]): JobLookup[] {
+    const lookups: JobLookup[] = [];
+    const batches = new Map<string, JobLookup>();
+    for (const id of ids) {
+      for (const queue of this.#pending.get(id) ?? []) {
+        const batch = queue === QUEUES.archive ? this.#batchOf.get(id) : undefined;
+        if (batch === undefined) {
+          lookups.push({ jobId: id, queue, ids: [id] });
+          continue;
+        }
+        let lookup = batches.get(batch);
+        if (!lookup) {
+          lookup = { jobId: batch, queue, ids: [] };
+          batches.set(batch, lookup);
+          lookups.push(lookup);
+        }
+        lookup.ids.push(id);
+      }
+    }
+    return lookups;
+  }
+
+  /**
+   * A job finished (completed, failed for good, or discarded). Acknowledges its events, except
+   * those a batch moved to jobs of their own; returns how many events that acknowledged.
+   */
+  async #jobFinished(lookup: JobLookup, result: unknown): Promise<number> {
+    const batch = this.#batches.get(lookup.jobId);
+    if (lookup.queue !== QUEUES.archive || batch === undefined) {
+      let acked = 0;
+      for (const id of lookup.ids) if (await this.#completed(id, lookup.queue)) acked++;
+      return acked;
+    }
+    this.#batches.delete(lookup.jobId);
+    const split = new Set((result as Partial<ArchiveBatchJobResult> | undefined)?.split ?? []);
+    let acked = 0;
+    for (const id of batch) {
+      // Moved to a job of its own by the drainer, or by the archiver (split): that job acknowledges it.
+      if (this.#batchOf.get(id) !== lookup.jobId) continue;
+      this.#batchOf.delete(id);
+      if (!split.has(id) && (await this.#completed(id, QUEUES.archive))) acked++;
+    }
+    return acked;
+  }
+
   #track(event: EventEnvelope, route: Route): void {
-    this.#pending.set(event.id, new Set(completionQueues(route, event)));
+    const queues = completionQueues(route, event);
+    this.#pending.set(event.id, new Set(queues));
+    if (queues.includes(QUEUES.archive)) this.#markerOf.set(event.id, archivedMarkerKey(event));
   }
 
   /** One of the event's jobs completed; true when that was the last and the event is acknowledged. */
@@ -272,6 +436,7 @@ export class EventWriter {
     const remaining = this.#pending.get(id);
     if (!remaining?.delete(queue) || remaining.size > 0) return false;
     this.#pending.delete(id);
+    this.#markerOf.delete(id);
     await this.#spool.ack(id);
     return true;
   }
@@ -283,15 +448,32 @@ export class EventWriter {
     const connection = createRedisConnection(this.#redisUrl, 'worker', 'holdfast-events', this.#log);
     const events = new QueueEvents(queue, { connection, prefix: QUEUE_PREFIX });
     events.on('error', (error) => this.#log.debug({ err: error.message }, 'queue events connection error'));
-    const finished = ({ jobId }: { jobId: string }) => {
-      this.#completed(jobId, queue).catch((error) =>
-        this.#log.warn({ eventId: jobId, err: error.message }, 'spool ack failed; the drainer will retry'),
+    const finished = (jobId: string, result: unknown) => {
+      const ids = this.#batches.get(jobId) ?? [jobId];
+      this.#jobFinished({ jobId, queue, ids }, result).catch((error) =>
+        this.#log.warn({ jobId, err: error.message }, 'spool ack failed; the drainer will retry'),
       );
     };
-    events.on('completed', finished);
-    // Emitted once a job failed for good (not on a retry): it is a dead letter now.
-    events.on('failed', finished);
+    events.on('completed', ({ jobId, returnvalue }) => finished(jobId, returnvalue));
+    // Emitted once a job failed for good (not on a retry): it is a dead letter now, kept whole.
+    events.on('failed', ({ jobId }) => finished(jobId, undefined));
     this.#events.set(queue, { events, connection });
+  }
+}
+
+/** A job the drainer looks up, with the events waiting for it. */
+interface JobLookup {
+  jobId: string;
+  queue: QueueName;
+  ids: string[];
+}
+
+function parseResult(returnvalue: string | null | undefined): unknown {
+  if (!returnvalue) return undefined;
+  try {
+    return JSON.parse(returnvalue) as unknown;
+  } catch {
+    return undefined;
   }
 }
 

@@ -83,6 +83,7 @@ export {
   startQueueWorker,
 } from './queue-worker.ts';
 export { createRedisConnection } from './redis-connection.ts';
+export { RedisScript } from './redis-script.ts';
 export {
   archiveJobOptions,
   completionQueues,

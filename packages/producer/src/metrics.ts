@@ -176,12 +176,18 @@ export function observeJobs<D, R>(
 }
 
 /** The archiver's worker: job durations and `holdfast_archive_writes_total`. */
-export function observeArchiveJobs<D, R extends { created: boolean }>(
+export function observeArchiveJobs<D, R extends { created: boolean | number; existing?: number }>(
   metrics: HoldfastMetrics,
   worker: Worker<D, R>,
   queue: QueueName,
 ): () => void {
   return observeJobs(metrics, worker, queue, (outcome, result) => {
+    // A batch counts its events (those it moved to jobs of their own are counted there).
+    if (outcome === 'completed' && typeof result?.created === 'number') {
+      if (result.created > 0) metrics.archiveWrites.inc({ outcome: 'created' }, result.created);
+      if (result.existing) metrics.archiveWrites.inc({ outcome: 'existing' }, result.existing);
+      return;
+    }
     const write: ArchiveWriteOutcome =
       outcome !== 'completed' ? 'failed' : result?.created === false ? 'existing' : 'created';
     metrics.archiveWrites.inc({ outcome: write });

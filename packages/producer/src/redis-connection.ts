@@ -11,9 +11,12 @@ export function createRedisConnection(
   role: 'producer' | 'worker',
   name: string,
   log?: Logger,
+  options: { autoPipelining?: boolean } = {},
 ): Redis {
   const redis = new Redis(url, {
     connectionName: `${name}:${role}`,
+    // Commands issued in one turn of the event loop go out in one write (one syscall).
+    enableAutoPipelining: options.autoPipelining ?? false,
     maxRetriesPerRequest: role === 'worker' ? null : 1,
     enableOfflineQueue: role === 'worker',
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),

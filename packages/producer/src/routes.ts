@@ -1,4 +1,13 @@
-import { type EventEnvelope, QUEUE_PREFIX, QUEUES, type QueueName, SEND_QUEUES } from '@holdfast/core';
+import {
+  ARCHIVE_BATCH_JOB,
+  type ArchiveBatchJobData,
+  archiveBatchJobId,
+  type EventEnvelope,
+  QUEUE_PREFIX,
+  QUEUES,
+  type QueueName,
+  SEND_QUEUES,
+} from '@holdfast/core';
 import type { FlowJob, JobsOptions } from 'bullmq';
 
 /**
@@ -20,7 +29,13 @@ export function routeOf(value: unknown): Route | undefined {
 
 /** What one enqueue adds: standalone jobs, or a flow (parent with its archive child). */
 export type Enqueue =
-  | { kind: 'job'; queue: QueueName; name: string; data: { event: EventEnvelope }; opts: JobsOptions }
+  | {
+      kind: 'job';
+      queue: QueueName;
+      name: string;
+      data: { event: EventEnvelope } | ArchiveBatchJobData;
+      opts: JobsOptions;
+    }
   | { kind: 'flow'; queue: QueueName; flow: FlowJob };
 
 function sendQueueOf(event: EventEnvelope): QueueName {
@@ -54,6 +69,31 @@ export function enqueueFor(route: Route, event: EventEnvelope, queue: QueueName)
     return { kind: 'job', queue, name: 'send', data: { event }, opts: sendJobOptions(event) };
   }
   return { kind: 'flow', queue, flow: sendFlow(event) };
+}
+
+/**
+ * Events whose only job is their archive write may share an `archive-batch` job with events
+ * spooled beside them (see `ARCHIVE_BATCH_JOB`); sends keep a job each, named by their event.
+ */
+export function travelsInBatches(route: Route): boolean {
+  return route === 'archive';
+}
+
+/** One archive job for `events` (at least two, all of route `archive`). */
+export function archiveBatchFor(events: readonly EventEnvelope[]): Extract<Enqueue, { kind: 'job' }> {
+  if (events.length < 2) throw new Error('a batch holds at least two events');
+  return {
+    kind: 'job',
+    queue: QUEUES.archive,
+    name: ARCHIVE_BATCH_JOB,
+    data: { events: [...events] },
+    opts: {
+      jobId: archiveBatchJobId(events.map((e) => e.id)),
+      attempts: 10_000,
+      backoff: { type: 'holdfast' },
+      ...keep,
+    },
+  };
 }
 
 const keep = { removeOnComplete: { age: 24 * 3600, count: 10_000 }, removeOnFail: false } as const;

@@ -1,18 +1,25 @@
 import {
+  ARCHIVE_BATCH_JOB,
+  ARCHIVE_CLAIM_PREFIX,
+  ARCHIVED_MARKER_TTL_SECONDS,
+  type ArchiveBatchJobData,
+  type ArchiveBatchJobResult,
   type ArchiveJobData,
   type ArchiveJobResult,
+  archivedMarkerKey,
   backoffDelay,
   createLogger,
   type EventEnvelope,
   type HoldfastConfig,
+  isArchivedMarker,
   type Logger,
   type MediaJobData,
   parseEvent,
-  QUEUE_PREFIX,
   QUEUES,
   RetentionPolicy,
 } from '@holdfast/core';
 import {
+  archiveJobOptions,
   type Breaker,
   type BreakerSettings,
   breakerOpenErrorOf,
@@ -24,6 +31,7 @@ import {
   observeArchiveJobs,
   openQueue,
   publishBreakerStates,
+  RedisScript,
   registerBreakerMetrics,
   startOpsServer,
   startQueueWorker,
@@ -65,35 +73,28 @@ export interface ArchiverOptions {
 export interface ArchiverHandle {
   /** Where /healthz, /readyz and /metrics answer. */
   readonly opsUrl: string;
-  readonly worker: Worker<ArchiveJobData, ArchiveJobResult>;
+  readonly worker: Worker<ArchiveJobs, ArchiveJobResult | ArchiveBatchJobResult>;
   /** The circuit breaker every store call goes through. */
   readonly breakers: { readonly store: Breaker };
   close(): Promise<void>;
 }
 
-/** Providers retry webhooks for up to a few days (Meta: 7); duplicates later than this are archived again. */
-const SEEN_MARKER_TTL_SECONDS = 8 * 24 * 3600;
+/** What the archive queue carries: one event, or a batch of them (`ARCHIVE_BATCH_JOB`). */
+type ArchiveJobs = ArchiveJobData | ArchiveBatchJobData;
+
 /**
  * A claim outlives any archive job (a retry of the same job takes its own claim back at once);
  * it expires only so that a provider duplicate whose first job died for good is archived after all.
  */
 const CLAIM_TTL_SECONDS = 3600;
 /** Delete the claim only while it is still this job's. */
-const RELEASE_CLAIM = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const RELEASE_CLAIM = new RedisScript(
+  `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+);
 /** Record the result unless another job's result or claim took the key after ours lapsed. */
-const SETTLE_CLAIM = `local v = redis.call('GET', KEYS[1])
+const SETTLE_CLAIM = new RedisScript(`local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
-return 0`;
-/** A claim in progress: `pending:<job id>`, so a retry of the same job can tell its own claim. */
-const PENDING = 'pending:';
-
-/** What makes two deliveries "the same": the provider's event identity, else our event id. */
-function dedupeIdentity(event: EventEnvelope): string {
-  const { provider, providerEventId } = event.data as { provider?: unknown; providerEventId?: unknown };
-  return typeof provider === 'string' && typeof providerEventId === 'string'
-    ? `${provider}:${providerEventId}`
-    : event.id;
-}
+return 0`);
 
 /** Errors that retrying cannot fix: they fail the job at once (and fail the send that waits on it). */
 const PERMANENT = new Set([
@@ -103,6 +104,12 @@ const PERMANENT = new Set([
   'HOLDFAST_ERR_PAYLOAD_HASH_MISMATCH',
   'HOLDFAST_ERR_CHECKSUM_MISMATCH',
 ]);
+
+/** True for errors that retrying cannot fix. */
+function isPermanent(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code !== undefined && PERMANENT.has(code);
+}
 
 /**
  * A store that cannot be reached yet (an outage, a restart of both at once) is waited for, with
@@ -155,7 +162,10 @@ export async function start(
     (await openObjectStore(config.store, { s3Endpoint: config.s3Endpoint, region: config.region }));
   const store = guardObjectStore(innerStore, storeBreaker);
 
-  const redis = createRedisConnection(config.redisUrl, 'worker', 'holdfast-archiver-model', log);
+  // The events of a batch run side by side: their claims and settlements share writes to Redis.
+  const redis = createRedisConnection(config.redisUrl, 'worker', 'holdfast-archiver-model', log, {
+    autoPipelining: true,
+  });
   // The policy in force is on record before any job is archived under it.
   await recordPolicyChange({ redis, store, policy, log }).catch(async (error: unknown) => {
     redis.disconnect();
@@ -169,79 +179,131 @@ export async function start(
   await completePendingPauses(reputation);
   const mediaQueue = openQueue<MediaJobData>(QUEUES.media, redis, log);
 
-  const process = async (job: Job<ArchiveJobData, ArchiveJobResult>): Promise<ArchiveJobResult> => {
+  const archiveQueue = openQueue<ArchiveJobData>(QUEUES.archive, redis, log);
+
+  /**
+   * Archive one event; `owner` (the job's id) names the claim, so a later run of the same job
+   * takes its own claim back.
+   */
+  const archiveOne = async (event: EventEnvelope, owner: string): Promise<ArchiveJobResult> => {
+    // A provider's duplicate delivery carries a later receipt time (and, where the provider
+    // gives no timestamp, a different event id), so it would hash to a new key. Claiming the
+    // provider's own event identity first makes every duplicate a no-op, even concurrent ones
+    // and ones that arrive long after the first job was removed.
+    const seenKey = archivedMarkerKey(event);
+    const claim = `${ARCHIVE_CLAIM_PREFIX}${owner}`;
+    const claimed = await redis.set(seenKey, claim, 'EX', CLAIM_TTL_SECONDS, 'NX');
+    if (claimed !== 'OK') {
+      const seen = await redis.get(seenKey);
+      if (isArchivedMarker(seen)) return { ...(JSON.parse(seen) as ArchiveJobResult), created: false };
+      // Its own claim, left by an earlier run of this job whose archiver died: BullMQ gives a
+      // job to one worker at a time, so that run is over, and the writes are idempotent.
+      // Another job's claim is a provider duplicate in flight: wait for its outcome.
+      if (seen !== claim) throw new Error(`a duplicate of event ${event.id} is being archived; retrying`);
+    }
+    let result: ArchiveJobResult;
     try {
-      const event = parseEvent(job.data.event);
-      // A provider's duplicate delivery carries a later receipt time (and, where the provider
-      // gives no timestamp, a different event id), so it would hash to a new key. Claiming the
-      // provider's own event identity first makes every duplicate a no-op, even concurrent ones
-      // and ones that arrive long after the first job was removed.
-      const seenKey = `${QUEUE_PREFIX}:archived:${dedupeIdentity(event)}`;
-      const claim = `${PENDING}${job.id}`;
-      const claimed = await redis.set(seenKey, claim, 'EX', CLAIM_TTL_SECONDS, 'NX');
-      if (claimed !== 'OK') {
-        const seen = await redis.get(seenKey);
-        if (seen && !seen.startsWith(PENDING))
-          return { ...(JSON.parse(seen) as ArchiveJobResult), created: false };
-        // Its own claim, left by an earlier run of this job whose archiver died: BullMQ gives a
-        // job to one worker at a time, so that run is over, and the writes are idempotent.
-        // Another job's claim is a provider duplicate in flight: wait for its outcome.
-        if (seen !== claim) throw new Error(`a duplicate of event ${event.id} is being archived; retrying`);
-      }
-      let result: ArchiveJobResult;
-      try {
-        // Written under hold when an open matter selects it; matters opened while this write
-        // was in flight are caught by the check after it (the place command scans after opening).
-        const open = await matters();
-        const holding =
-          open.length === 0
-            ? []
-            : open.filter((m) => matches(m.selection, factsFromEvent(event, archiveKeyOf(event))));
-        result = await archiveEvent(store, policy, event, { legalHold: holding.length > 0 });
-        await applyLateHolds(store, redis, matters, event, result, holding);
-        await recordInTimeline(redis, event, result.key);
-        await trackReputation(reputation, event);
-        await applyRetentionTriggers({ redis, store, policy, log }, event, result);
-        await enqueueMedia(mediaQueue, event, result);
-      } catch (error) {
-        // Only our own claim: if it lapsed and another job claimed (or finished) meanwhile, theirs stays.
-        await redis.eval(RELEASE_CLAIM, 1, seenKey, claim).catch(() => {});
-        throw error;
-      }
-      await redis.eval(SETTLE_CLAIM, 1, seenKey, claim, JSON.stringify(result), SEEN_MARKER_TTL_SECONDS);
-      // Debug, not info: the archive itself is the record of every write, and a log line per event
-      // cost ~6% of the archiver's CPU in the benchmark profile.
-      log.debug(
-        { jobId: job.id, eventId: event.id, type: event.type, key: result.key, created: result.created },
-        'archived',
-      );
-      return result;
+      // Written under hold when an open matter selects it; matters opened while this write
+      // was in flight are caught by the check after it (the place command scans after opening).
+      const open = await matters();
+      const holding =
+        open.length === 0
+          ? []
+          : open.filter((m) => matches(m.selection, factsFromEvent(event, archiveKeyOf(event))));
+      result = await archiveEvent(store, policy, event, { legalHold: holding.length > 0 });
+      await applyLateHolds(store, redis, matters, event, result, holding);
+      await recordInTimeline(redis, event, result.key);
+      await trackReputation(reputation, event);
+      await applyRetentionTriggers({ redis, store, policy, log }, event, result);
+      await enqueueMedia(mediaQueue, event, result);
     } catch (error) {
-      // The store was not called; the queue worker puts the job back, no attempt spent.
-      if (breakerOpenErrorOf(error)) throw error;
-      const code = (error as { code?: string }).code;
-      if (code && PERMANENT.has(code)) {
-        log.error(
-          { jobId: job.id, eventId: job.data.event?.id, code, err: (error as Error).message },
-          'archive failed permanently',
-        );
-        throw new UnrecoverableError(`${code}: ${(error as Error).message}`);
-      }
-      log.warn(
-        {
-          jobId: job.id,
-          eventId: job.data.event?.id,
-          code,
-          attempt: job.attemptsMade + 1,
-          err: (error as Error).message,
-        },
-        'archive failed; will retry',
-      );
+      // Only our own claim: if it lapsed and another job claimed (or finished) meanwhile, theirs stays.
+      await RELEASE_CLAIM.run(redis, [seenKey], [claim]).catch(() => {});
       throw error;
+    }
+    await SETTLE_CLAIM.run(redis, [seenKey], [claim, JSON.stringify(result), ARCHIVED_MARKER_TTL_SECONDS]);
+    // Debug, not info: the archive itself is the record of every write, and a log line per event
+    // cost ~6% of the archiver's CPU in the benchmark profile.
+    log.debug(
+      { jobId: owner, eventId: event.id, type: event.type, key: result.key, created: result.created },
+      'archived',
+    );
+    return result;
+  };
+
+  /** A failed run: put back (breaker open), failed for good (permanent), or retried. */
+  const failed = (job: Job<ArchiveJobs>, eventId: string | undefined, error: unknown): never => {
+    // The store was not called; the queue worker puts the job back, no attempt spent.
+    if (breakerOpenErrorOf(error)) throw error;
+    const code = (error as { code?: string }).code;
+    if (isPermanent(error)) {
+      log.error(
+        { jobId: job.id, eventId, code, err: (error as Error).message },
+        'archive failed permanently',
+      );
+      throw new UnrecoverableError(`${code}: ${(error as Error).message}`);
+    }
+    log.warn(
+      { jobId: job.id, eventId, code, attempt: job.attemptsMade + 1, err: (error as Error).message },
+      'archive failed; will retry',
+    );
+    throw error;
+  };
+
+  /**
+   * The events of a batch are archived side by side, each as if it were its own job. One that
+   * fails for good is moved to a plain job of its own (its dead letter names it alone); any
+   * other failure retries the batch, whose written events are then found archived already.
+   */
+  const processBatch = async (job: Job<ArchiveJobs>, events: unknown[]): Promise<ArchiveBatchJobResult> => {
+    const owner = job.id!;
+    const outcomes = await Promise.allSettled(events.map(async (raw) => archiveOne(parseEvent(raw), owner)));
+    const result: ArchiveBatchJobResult = { created: 0, existing: 0, split: [] };
+    const moved: ArchiveJobData[] = [];
+    let retry: unknown;
+    for (const [i, outcome] of outcomes.entries()) {
+      if (outcome.status === 'fulfilled') {
+        if (outcome.value.created) result.created++;
+        else result.existing++;
+      } else if (breakerOpenErrorOf(outcome.reason)) {
+        return failed(job, undefined, outcome.reason);
+      } else if (isPermanent(outcome.reason)) {
+        moved.push({ event: events[i] as EventEnvelope });
+      } else retry ??= outcome.reason;
+    }
+    if (retry !== undefined) return failed(job, undefined, retry);
+    if (moved.length > 0) {
+      // Added before the batch completes: a crash in between runs the batch again, and the
+      // adds are idempotent (job id = event id).
+      await archiveQueue.addBulk(
+        moved.map(({ event }) => ({ name: 'archive', data: { event }, opts: archiveJobOptions(event) })),
+      );
+      result.split = moved.map(({ event }) => event.id);
+      log.warn(
+        { jobId: job.id, split: result.split },
+        'events failed in a batch; each moved to a job of its own',
+      );
+    }
+    return result;
+  };
+
+  const process = async (
+    job: Job<ArchiveJobs, ArchiveJobResult | ArchiveBatchJobResult>,
+  ): Promise<ArchiveJobResult | ArchiveBatchJobResult> => {
+    const data = job.data as Partial<ArchiveJobData & ArchiveBatchJobData>;
+    if (job.name === ARCHIVE_BATCH_JOB) {
+      if (!Array.isArray(data.events))
+        throw new UnrecoverableError(`HOLDFAST_ERR_VALIDATION: batch ${job.id} carries no events`);
+      return processBatch(job, data.events);
+    }
+    try {
+      return await archiveOne(parseEvent(data.event), job.id!);
+    } catch (error) {
+      return failed(job, data.event?.id, error);
     }
   };
 
-  const worker = await startQueueWorker<ArchiveJobData, ArchiveJobResult>({
+  const worker = await startQueueWorker<ArchiveJobs, ArchiveJobResult | ArchiveBatchJobResult>({
     queue: QUEUES.archive,
     name: 'holdfast-archiver',
     redisUrl: config.redisUrl,
@@ -255,7 +317,6 @@ export async function start(
   });
   const metrics = holdfastMetrics();
   observeArchiveJobs(metrics, worker, QUEUES.archive);
-  const archiveQueue = openQueue(QUEUES.archive, redis, log);
   const ops = await startOpsServer({
     port: config.metricsPort,
     queues: [archiveQueue, mediaQueue],

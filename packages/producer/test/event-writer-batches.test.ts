@@ -1,0 +1,262 @@
+import { join } from 'node:path';
+import {
+  ARCHIVE_BATCH_JOB,
+  type ArchiveBatchJobData,
+  type ArchiveBatchJobResult,
+  archiveBatchJobId,
+  archivedMarkerKey,
+  type EventEnvelope,
+  newEvent,
+  QUEUE_PREFIX,
+  QUEUES,
+} from '@holdfast/core';
+import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
+import { tempDir } from '@holdfast/testkit/temp-dir';
+import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { archiveJobOptions, EventWriter } from '../src/index.ts';
+
+/*
+ * Archive-only events (records, provider reports) share one `archive-batch` job per turn of the
+ * event loop. These tests drive a real EventWriter against a real Redis, with a BullMQ worker
+ * standing in for the archiver.
+ */
+
+function record(n: number): EventEnvelope {
+  return newEvent({
+    type: 'audit.login',
+    occurredAt: new Date(Date.UTC(2026, 10, 20, 9, 0, n)),
+    project: 'acme',
+    channel: 'record',
+    direction: 'internal',
+    subject: `user-${n}`,
+    category: 'audit-log',
+    data: { n },
+  });
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('EventWriter archive batches', () => {
+  let redis: TestRedis;
+  let dir: { path: string; remove(): Promise<void> };
+  let writer: EventWriter | undefined;
+  let worker: Worker | undefined;
+  let queue: Queue;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    dir = await tempDir();
+  });
+  afterAll(async () => {
+    await redis.stop();
+    await dir.remove();
+  });
+  beforeEach(async () => {
+    const raw = new Redis(redis.url);
+    await raw.flushall();
+    raw.disconnect();
+    queue = new Queue(QUEUES.archive, { connection: { url: redis.url }, prefix: QUEUE_PREFIX });
+  });
+  afterEach(async () => {
+    await worker?.close();
+    worker = undefined;
+    await writer?.close();
+    writer = undefined;
+    await queue.close();
+  });
+
+  const open = (name: string) =>
+    EventWriter.open({ spoolDir: join(dir.path, name), redisUrl: redis.url, drainIntervalMs: 60_000 });
+
+  /** A stand-in archiver: completes batches with `answer`, plain jobs with `plain`. */
+  const consume = (
+    answer: (job: Job<ArchiveBatchJobData>) => Promise<ArchiveBatchJobResult>,
+    plain: (job: Job) => Promise<unknown> = async () => ({ created: true }),
+  ) => {
+    worker = new Worker(
+      QUEUES.archive,
+      async (job: Job) => (job.name === ARCHIVE_BATCH_JOB ? answer(job) : plain(job)),
+      { connection: { url: redis.url, maxRetriesPerRequest: null }, prefix: QUEUE_PREFIX, concurrency: 4 },
+    );
+  };
+
+  /** The waiting jobs that carry any of `ids`, with the ids each carries. */
+  const jobsHolding = async (ids: readonly string[]) => {
+    const wanted = new Set(ids);
+    return (await queue.getJobs(['waiting']))
+      .flatMap((job) =>
+        job.name === ARCHIVE_BATCH_JOB
+          ? (job.data as ArchiveBatchJobData).events.map((e) => e.id)
+          : [job.id!],
+      )
+      .filter((id) => wanted.has(id));
+  };
+
+  it('events submitted together go as one archive-batch job and are acknowledged when it completes', async () => {
+    writer = await open('together');
+    const events = Array.from({ length: 30 }, (_, i) => record(i));
+    await Promise.all(events.map((e) => writer!.submit(e, 'archive')));
+    // One job per group commit of the spool: a batch, or a plain job when a round held one event.
+    const eventsIn = (job: Job) =>
+      job.name === ARCHIVE_BATCH_JOB ? (job.data as ArchiveBatchJobData).events.map((e) => e.id) : [job.id!];
+    let jobs: Job[] = [];
+    await until('every event in a job', async () => {
+      jobs = await queue.getJobs(['waiting']);
+      return jobs.flatMap(eventsIn).length === events.length;
+    });
+    expect(jobs.flatMap(eventsIn).sort()).toEqual(events.map((e) => e.id).sort());
+    const batches = jobs.filter((j) => j.name === ARCHIVE_BATCH_JOB);
+    expect(batches.length).toBeGreaterThan(0);
+    for (const batch of batches) {
+      const ids = eventsIn(batch);
+      expect(ids.length).toBeGreaterThan(1);
+      expect(batch.id).toBe(archiveBatchJobId(ids));
+    }
+    for (const plain of jobs.filter((j) => j.name !== ARCHIVE_BATCH_JOB)) expect(plain.name).toBe('archive');
+    expect(writer.stats().backlog).toBe(30);
+
+    consume(async (job) => ({ created: job.data.events.length, existing: 0, split: [] }));
+    await until('every event acknowledged', () => writer!.stats().spool.unacked === 0);
+    expect(writer.stats().backlog).toBe(0);
+  });
+
+  it('a lone event is a plain archive job named by its event id', async () => {
+    writer = await open('lone');
+    const event = record(1);
+    await writer.submit(event, 'archive');
+    await until('its job', async () => (await queue.getJob(event.id)) !== undefined);
+    expect((await queue.getJob(event.id))!.name).toBe('archive');
+    expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 1 });
+  });
+
+  it('an event the batch split off is acknowledged by its own job, not by the batch', async () => {
+    writer = await open('split');
+    const events = Array.from({ length: 5 }, (_, i) => record(i));
+    const bad = events[2]!;
+    let releaseOwn: () => void = () => {};
+    const ownMayFail = new Promise<void>((resolve) => {
+      releaseOwn = resolve;
+    });
+    consume(
+      async (job) => {
+        await queue.add('archive', { event: bad }, archiveJobOptions(bad));
+        return { created: job.data.events.length - 1, existing: 0, split: [bad.id] };
+      },
+      async () => {
+        await ownMayFail;
+        throw new UnrecoverableError('HOLDFAST_ERR_VALIDATION: bad');
+      },
+    );
+    await Promise.all(events.map((e) => writer!.submit(e, 'archive')));
+    try {
+      await until('the rest acknowledged', () => writer!.stats().spool.unacked === 1);
+      expect(writer.stats().backlog).toBe(1);
+    } finally {
+      releaseOwn();
+    }
+    // Failed for good is finished: its dead letter keeps it, and the spool lets it go.
+    await until('the split event acknowledged', () => writer!.stats().backlog === 0);
+    expect(await queue.getJobState(bad.id)).toBe('failed');
+  });
+
+  it('the drainer enqueues the events of a lost batch again', async () => {
+    writer = await open('lost');
+    const events = Array.from({ length: 8 }, (_, i) => record(i));
+    await Promise.all(events.map((e) => writer!.submit(e, 'archive')));
+    const all = events.map((e) => e.id);
+    await until('every event in a job', async () => (await jobsHolding(all)).length === 8);
+    // Redis loses them (a failover to a replica that never saw the adds).
+    for (const job of await queue.getJobs(['waiting'])) await job.remove();
+
+    const report = await writer.drain(0);
+    expect(report).toMatchObject({ requeued: 8, acked: 0 });
+    const again = await queue.getJob(archiveBatchJobId(all));
+    expect((again!.data as ArchiveBatchJobData).events.map((e) => e.id)).toEqual(all);
+    // A second pass finds that batch waiting and adds nothing.
+    expect(await writer.drain(0)).toMatchObject({ requeued: 0, waiting: 8 });
+
+    consume(async (job) => ({ created: job.data.events.length, existing: 0, split: [] }));
+    await until('every event acknowledged', () => writer!.stats().backlog === 0);
+    expect(await queue.getJobCounts('completed', 'failed', 'waiting')).toEqual({
+      completed: 1,
+      failed: 0,
+      waiting: 0,
+    });
+  });
+
+  it('the drainer acknowledges a batch that finished while its completion event went unseen', async () => {
+    writer = await open('unseen');
+    const events = Array.from({ length: 6 }, (_, i) => record(i));
+    await Promise.all(events.map((e) => writer!.submit(e, 'archive')));
+    const all = events.map((e) => e.id);
+    await until('every event in a job', async () => (await jobsHolding(all)).length === 6);
+    const batch = (await queue.getJobs(['waiting'])).find((j) => j.name === ARCHIVE_BATCH_JOB)!;
+    const inBatch = (batch.data as ArchiveBatchJobData).events.map((e) => e.id);
+    const splitOff = inBatch.at(-1)!;
+    // Marked finished behind this writer's back (its QueueEvents never hears of it), with one
+    // event split off, as the archiver's result records it.
+    const raw = new Redis(redis.url);
+    await raw.hset(`${QUEUE_PREFIX}:${QUEUES.archive}:${batch.id}`, {
+      finishedOn: String(Date.now()),
+      returnvalue: JSON.stringify({ created: inBatch.length - 1, existing: 0, split: [splitOff] }),
+    });
+    raw.disconnect();
+
+    const report = await writer.drain(0);
+    expect(report.acked).toBe(inBatch.length - 1);
+    expect(writer.stats().backlog).toBe(6 - report.acked);
+    // The split event waits for a job of its own; none exists, so the next pass enqueues it.
+    expect((await writer.drain(0)).requeued).toBe(1);
+    expect((await queue.getJob(splitOff))?.name).toBe('archive');
+  });
+
+  it('the drainer acknowledges, without enqueueing again, events the archiver marked archived', async () => {
+    const first = await open('marked');
+    const events = Array.from({ length: 5 }, (_, i) => record(i));
+    await Promise.all(events.map((e) => first.submit(e, 'archive')));
+    const all = events.map((e) => e.id);
+    await until('every event in a job', async () => (await jobsHolding(all)).length === 5);
+    await first.close();
+    // Three were archived, and their completed job has since been removed; two never ran.
+    const raw = new Redis(redis.url);
+    for (const e of events.slice(0, 3))
+      await raw.set(archivedMarkerKey(e), JSON.stringify({ key: `k/${e.id}` }));
+    // A claim in progress is not an archive.
+    await raw.set(archivedMarkerKey(events[3]!), 'pending:some-job');
+    raw.disconnect();
+    for (const job of await queue.getJobs(['waiting'])) await job.remove();
+
+    // Its first drain pass runs as soon as it is connected.
+    writer = await open('marked');
+    await until('the archived ones acknowledged', () => writer!.stats().spool.unacked === 2);
+    await until('the others enqueued', async () => (await jobsHolding(all)).length === 2);
+    expect((await jobsHolding(all)).sort()).toEqual(all.slice(3).sort());
+    expect(await writer.drain(0)).toMatchObject({ acked: 0, requeued: 0, waiting: 2 });
+  });
+
+  it('a restarted writer has what its spool still holds archived and acknowledged', async () => {
+    const first = await open('restart');
+    const events = Array.from({ length: 4 }, (_, i) => record(i));
+    await Promise.all(events.map((e) => first.submit(e, 'archive')));
+    const all = events.map((e) => e.id);
+    await until('every event in a job', async () => (await jobsHolding(all)).length === 4);
+    await first.close();
+
+    writer = await open('restart');
+    expect(writer.stats().backlog).toBe(4);
+    // It cannot know the old process's jobs: it enqueues everything again as one batch (the same
+    // job when the old batch held the same events; otherwise both run, and the archiver's writes
+    // are idempotent).
+    await until('the batch', async () => (await queue.getJob(archiveBatchJobId(all))) !== undefined);
+    consume(async (job) => ({ created: 0, existing: job.data.events.length, split: [] }));
+    await until('every event acknowledged', () => writer!.stats().backlog === 0);
+  });
+});
