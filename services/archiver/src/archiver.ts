@@ -182,8 +182,8 @@ export async function start(
   const archiveQueue = openQueue<ArchiveJobData>(QUEUES.archive, redis, log);
 
   /**
-   * Archive one event; `owner` (the job's id) names the claim, so a later run of the same job
-   * takes its own claim back.
+   * Archive one event; `owner` (the job's id, with the event's in a batch) names the claim, so a
+   * later run of the same job takes its own claim back.
    */
   const archiveOne = async (event: EventEnvelope, owner: string): Promise<ArchiveJobResult> => {
     // A provider's duplicate delivery carries a later receipt time (and, where the provider
@@ -256,8 +256,14 @@ export async function start(
    * other failure retries the batch, whose written events are then found archived already.
    */
   const processBatch = async (job: Job<ArchiveJobs>, events: unknown[]): Promise<ArchiveBatchJobResult> => {
-    const owner = job.id!;
-    const outcomes = await Promise.allSettled(events.map(async (raw) => archiveOne(parseEvent(raw), owner)));
+    // A claim per event of the batch: two deliveries of one provider event in the same batch must
+    // not both pass as "our own claim".
+    const outcomes = await Promise.allSettled(
+      events.map(async (raw) => {
+        const event = parseEvent(raw);
+        return archiveOne(event, `${job.id}:${event.id}`);
+      }),
+    );
     const result: ArchiveBatchJobResult = { created: 0, existing: 0, split: [] };
     const moved: ArchiveJobData[] = [];
     let retry: unknown;

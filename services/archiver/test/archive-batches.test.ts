@@ -118,6 +118,22 @@ describe('archiver: archive-batch jobs', () => {
     for (const event of batch) expect(await versionsOf(keyOf(event))).toHaveLength(1);
   });
 
+  it('archives a provider event delivered twice in one batch once', async () => {
+    await startArchiver();
+    // Two webhook deliveries of one provider event, received a second apart: two event ids.
+    const delivery = (n: number) => record(n, { provider: 'meta', providerEventId: 'wamid.SAME' });
+    const [first, again] = [delivery(1), delivery(2)];
+    const job = await addBatch([first!, again!, record(3)]);
+    const result = (await job.waitUntilFinished(events, 20_000)) as ArchiveBatchJobResult;
+    // The second delivery waits for the first (the batch runs again; a rerun reports what the
+    // first run wrote as existing).
+    expect(result.split).toEqual([]);
+    expect(result.created + result.existing).toBe(3);
+    const archived = [];
+    for (const e of [first!, again!]) archived.push(...(await versionsOf(keyOf(e))));
+    expect(archived).toHaveLength(1);
+  });
+
   it('moves an event that fails for good to a job of its own, kept as its dead letter, and archives the rest', async () => {
     await startArchiver();
     const body = Buffer.from('%PDF-1.7 signed');
