@@ -41,8 +41,18 @@ export interface EventWriterOptions {
 /** Events whose enqueue may be in flight behind acknowledged submits before a submit waits for one. */
 const MAX_INFLIGHT_ENQUEUES = 1024;
 
-/** The most events one `archive-batch` job carries. */
+/**
+ * The most events, and spooled bytes, one `archive-batch` job carries: a batch is one value in
+ * Redis and one job the archiver holds whole, and a record may carry a document of megabytes
+ * (such an event goes alone, as a plain job).
+ */
 const MAX_BATCH_EVENTS = 100;
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+/** True once a batch of `events` holding `bytes` must not take more. */
+function batchFull(events: number, bytes: number): boolean {
+  return events >= MAX_BATCH_EVENTS || bytes >= MAX_BATCH_BYTES;
+}
 
 /** How many job hashes one drain round trip looks up. */
 const DRAIN_BATCH = 500;
@@ -82,7 +92,7 @@ export class EventWriter {
   /** Events whose submit-time enqueue is still to come or in flight: the drainer leaves them be. */
   readonly #enqueuing = new Set<string>();
   /** The batch that submits of this turn of the event loop join; sent on the next turn. */
-  #openBatch: { events: SpooledEvent[]; ids: string[]; sent: Promise<void> } | undefined;
+  #openBatch: { events: SpooledEvent[]; ids: string[]; bytes: number; sent: Promise<void> } | undefined;
   /** Batch job id -> its events not yet acknowledged. */
   readonly #batches = new Map<string, string[]>();
   /** Event id -> the batch job that archives it, while this process knows of one. */
@@ -162,8 +172,9 @@ export class EventWriter {
     if (this.#closed) throw new ProducerClosedError();
     // Refuse what cannot be routed before it is written (a record sent as a message).
     completionQueues(route, event);
+    const payload = encode({ route, event });
     try {
-      await this.#spool.append(event.id, encode({ route, event }));
+      await this.#spool.append(event.id, payload);
     } catch (error) {
       throw new NotDurableError(error);
     }
@@ -175,7 +186,7 @@ export class EventWriter {
     // Started on the next turn of the event loop, so the acknowledgements of one fsync round (an
     // HTTP 200, a resolved promise) go out before the enqueues' serialisation work.
     this.#enqueuing.add(event.id);
-    if (travelsInBatches(route)) this.#joinBatch({ route, event });
+    if (travelsInBatches(route)) this.#joinBatch({ route, event }, payload.byteLength);
     else
       this.#inBackground(
         [event.id],
@@ -206,7 +217,9 @@ export class EventWriter {
     return enqueued;
   }
 
-  #joinBatch(spooled: SpooledEvent): void {
+  #joinBatch(spooled: SpooledEvent, bytes: number): void {
+    // What would overflow the open batch starts the next one (a large event goes alone).
+    if (this.#openBatch && this.#openBatch.bytes + bytes > MAX_BATCH_BYTES) this.#openBatch = undefined;
     if (!this.#openBatch) {
       const events: SpooledEvent[] = [];
       const ids: string[] = [];
@@ -222,13 +235,14 @@ export class EventWriter {
             'batch enqueue failed; the spool keeps its events and the drainer will retry',
           ),
       );
-      this.#openBatch = { events, ids, sent };
+      this.#openBatch = { events, ids, bytes: 0, sent };
     }
     const batch = this.#openBatch;
     batch.events.push(spooled);
     batch.ids.push(spooled.event.id);
+    batch.bytes += bytes;
     // A full batch goes as it is; the next submit opens another.
-    if (batch.events.length >= MAX_BATCH_EVENTS) this.#openBatch = undefined;
+    if (batchFull(batch.events.length, batch.bytes)) this.#openBatch = undefined;
   }
 
   async #enqueueBatch(batch: readonly SpooledEvent[]): Promise<void> {
@@ -354,14 +368,26 @@ export class EventWriter {
     }
     if (missing.size > 0) {
       const batch: SpooledEvent[] = [];
+      let bytes = 0;
       for await (const record of this.#spool.unacked(new Set(missing.keys()))) {
         if (this.#closed) break;
         const spooled = decode(record.payload);
         const queues = missing.get(spooled.event.id) ?? [];
-        if (travelsInBatches(spooled.route)) batch.push(spooled);
-        else await this.#enqueueAll(spooled, queues);
-        if (batch.length >= MAX_BATCH_EVENTS) await this.#enqueueBatch(batch.splice(0));
         report.requeued++;
+        if (!travelsInBatches(spooled.route)) {
+          await this.#enqueueAll(spooled, queues);
+          continue;
+        }
+        if (bytes + record.payload.byteLength > MAX_BATCH_BYTES && batch.length > 0) {
+          await this.#enqueueBatch(batch.splice(0));
+          bytes = 0;
+        }
+        batch.push(spooled);
+        bytes += record.payload.byteLength;
+        if (batchFull(batch.length, bytes)) {
+          await this.#enqueueBatch(batch.splice(0));
+          bytes = 0;
+        }
       }
       if (batch.length > 0) await this.#enqueueBatch(batch);
     }

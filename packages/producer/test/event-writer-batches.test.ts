@@ -128,6 +128,43 @@ describe('EventWriter archive batches', () => {
     expect(writer.stats().backlog).toBe(0);
   });
 
+  it('an event of a megabyte or more goes alone, and no batch carries more than about a megabyte', async () => {
+    writer = await open('large');
+    const big = newEvent({
+      type: 'statement.issued',
+      occurredAt: new Date(Date.UTC(2026, 10, 20, 9, 0, 0)),
+      project: 'acme',
+      channel: 'record',
+      direction: 'internal',
+      subject: 'account-1',
+      category: 'audit-log',
+      data: { lines: 'x'.repeat(1_200_000) },
+    });
+    const small = Array.from({ length: 40 }, (_, i) => ({
+      ...record(i),
+      data: { n: i, pad: 'y'.repeat(60_000) },
+    }));
+    const events = [...small.slice(0, 20), big, ...small.slice(20)];
+    await Promise.all(events.map((e) => writer!.submit(e, 'archive')));
+    const all = events.map((e) => e.id);
+    await until('every event in a job', async () => (await jobsHolding(all)).length === events.length);
+
+    const bounded = async () => {
+      expect((await queue.getJob(big.id))?.name).toBe('archive');
+      const batches = (await queue.getJobs(['waiting'])).filter((j) => j.name === ARCHIVE_BATCH_JOB);
+      expect(batches.length).toBeGreaterThan(1);
+      for (const batch of batches) {
+        expect(JSON.stringify(batch.data).length).toBeLessThan(1024 * 1024 + 70_000);
+        expect((batch.data as ArchiveBatchJobData).events.map((e) => e.id)).not.toContain(big.id);
+      }
+    };
+    await bounded();
+    // The drainer's batches keep the same bounds.
+    for (const job of await queue.getJobs(['waiting'])) await job.remove();
+    expect((await writer.drain(0)).requeued).toBe(events.length);
+    await bounded();
+  });
+
   it('a lone event is a plain archive job named by its event id', async () => {
     writer = await open('lone');
     const event = record(1);
