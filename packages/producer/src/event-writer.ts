@@ -357,7 +357,8 @@ export class EventWriter {
           report.acked += await this.#jobFinished(lookup, undefined);
           continue;
         }
-        if (this.#batches.get(lookup.jobId) === lookup.ids) this.#batches.delete(lookup.jobId);
+        // A lost batch is forgotten; its events not yet due are found missing on a later pass.
+        this.#batches.delete(lookup.jobId);
         for (const [k, id] of lookup.ids.entries()) {
           if (this.#batchOf.get(id) === lookup.jobId) this.#batchOf.delete(id);
           if (isArchivedMarker(markers[k])) {
