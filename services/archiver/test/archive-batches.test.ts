@@ -168,6 +168,34 @@ describe('archiver: archive-batch jobs', () => {
     }
   });
 
+  it('keeps at most 512 events of batch jobs in the store at once, however many batches run', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const counting = guardObjectStore(local, {
+      fire: async (call) => {
+        most = Math.max(most, ++inFlight);
+        try {
+          return await call();
+        } finally {
+          inFlight--;
+        }
+      },
+    });
+    await startArchiver(counting);
+    const jobs = await Promise.all(
+      Array.from({ length: 6 }, (_, b) =>
+        addBatch(Array.from({ length: 100 }, (_, i) => record(b * 100 + i))),
+      ),
+    );
+    const results = (await Promise.all(
+      jobs.map((j) => j.waitUntilFinished(events, 60_000)),
+    )) as ArchiveBatchJobResult[];
+    expect(results.reduce((n, r) => n + r.created, 0)).toBe(600);
+    // Six batches of 100 were taken at once (the worker runs 16 jobs), and the bound held.
+    expect(most).toBeGreaterThan(100);
+    expect(most).toBeLessThanOrEqual(512);
+  }, 60_000);
+
   it('retries the whole batch after a transient store failure, and each event is archived once', async () => {
     let puts = 0;
     // The store goes away for the third put of the first run only.
