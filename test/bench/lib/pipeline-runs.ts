@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { type BenchFleet, startBenchFleet } from './bench-fleet.ts';
 import { type CpuCost, countCpu } from './cpu.ts';
 import { round } from './figures.ts';
+import { fileCreateFloor } from './file-create-floor.ts';
 import type { LatencySummary } from './histogram.ts';
 import { type ClosedLoopResult, closedLoop, sleep, until } from './load.ts';
 import { RssSampler, type RssStats } from './rss.ts';
@@ -139,6 +140,8 @@ export interface PipelineRun {
     verified: { sampled: number; found: number };
   };
   baseline?: ThroughputRun;
+  /** With the baseline: the disk's bare rate for the store's per-version file work, just before the run. */
+  diskFileCreates?: { perSecond: number; objects: number };
   rssIdle: Record<string, RssStats>;
   rssLoad: Record<string, RssStats>;
 }
@@ -338,6 +341,9 @@ export async function measureRecords(
       ctx.log(`records ${count}: raw BullMQ baseline`);
       baseline = await rawBullmq(fleet, count, warm);
     }
+    const floor = withBaseline
+      ? await fileCreateFloor(join(fleet.dir, 'file-create-floor'), ctx.quick ? 0.5 : 2)
+      : undefined;
 
     ctx.log(`records ${count}: Holdfast record() -> spool -> archive`);
     const before = fleet.producer.stats().spool;
@@ -395,6 +401,7 @@ export async function measureRecords(
         verified,
       },
       baseline,
+      ...(floor ? { diskFileCreates: floor } : {}),
       rssIdle,
       rssLoad,
     };

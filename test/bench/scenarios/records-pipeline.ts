@@ -19,6 +19,16 @@ async function run(ctx: BenchContext) {
         { name: 'raw BullMQ add -> no-op worker', value: b.endToEndPerSecond },
         { kind: 'min-ratio', limit: 0.5 },
       ),
+      ...(r.diskFileCreates
+        ? [
+            // Each record is one archived version: a key directory and two files. The disk's
+            // bare rate for that file work, taken just before, says which state the run met.
+            figure('events/s end to end vs the disk creating their files bare', h.endToEndPerSecond, '/s', {
+              name: 'mkdir + 2 small files + rename, 16 at a time, no fsync',
+              value: r.diskFileCreates.perSecond,
+            }),
+          ]
+        : []),
       figure('record() submit rate', h.submitPerSecond, '/s', {
         name: 'raw BullMQ add rate',
         value: b.submitPerSecond,

@@ -1,0 +1,42 @@
+import { writeFile as writeFileCallback } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const writeFile = promisify(writeFileCallback);
+
+/**
+ * The disk's bare rate for the file work the local store does per archived version, with none of
+ * the store's code, journal or syncs: a new directory, a small file in it, and a second small file
+ * written beside it and renamed in, `concurrency` at a time, for `durationS`. How fast a disk
+ * creates files moves with its state (on a `discard` mount it slows after heavy create/delete
+ * churn), and the archive write follows it: taken just before a run, this says which state the
+ * run met. The files stay until the bench removes its temporary directories, so deleting them
+ * does not disturb the run.
+ */
+export async function fileCreateFloor(
+  dir: string,
+  durationS: number,
+  concurrency = 16,
+): Promise<{ perSecond: number; objects: number }> {
+  await mkdir(dir, { recursive: true });
+  const body = Buffer.alloc(700, 0x61);
+  const manifest = Buffer.alloc(400, 0x62);
+  let next = 0;
+  const started = performance.now();
+  const end = started + durationS * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const n = next++;
+        const key = join(dir, `k${n}`);
+        await mkdir(key);
+        await writeFile(join(key, 'blob'), body, { flag: 'wx' });
+        await writeFile(join(dir, `t${n}`), manifest, { flag: 'wx' });
+        await rename(join(dir, `t${n}`), join(key, 'manifest'));
+      }
+    }),
+  );
+  const elapsedS = (performance.now() - started) / 1000;
+  return { perSecond: Math.round(next / elapsedS), objects: next };
+}
