@@ -167,12 +167,18 @@ function listText(entries: readonly DeadLetterSummary[], counts: Record<string, 
 
 /**
  * What `show` prints of an entry: everything but the payload itself, which may hold a message
- * body (an operator's terminal is not a place for those); its size and the event it carries are
- * enough to know what it is.
+ * body (an operator's terminal is not a place for those); its size and the event it carries (or,
+ * for an archive batch, its events' ids) are enough to know what it is.
  */
 function showView(e: DeadLetter & { jobState: string }) {
   const { data, ...rest } = e;
   const event = (data as { event?: Record<string, unknown> } | null)?.event;
+  const batch = (data as { events?: unknown } | null)?.events;
+  const events = Array.isArray(batch)
+    ? batch
+        .map((b) => (b as { id?: unknown } | null)?.id)
+        .filter((id): id is string => typeof id === 'string')
+    : undefined;
   const pick = event
     ? Object.fromEntries(
         (['id', 'type', 'channel', 'direction', 'project', 'subject', 'category', 'occurredAt'] as const)
@@ -188,7 +194,11 @@ function showView(e: DeadLetter & { jobState: string }) {
       jobId: c.jobId,
       ...(c.name ? { name: c.name } : {}),
     })),
-    payload: { bytes: Buffer.byteLength(JSON.stringify(data ?? null)), ...(pick ? { event: pick } : {}) },
+    payload: {
+      bytes: Buffer.byteLength(JSON.stringify(data ?? null)),
+      ...(pick ? { event: pick } : {}),
+      ...(events ? { events } : {}),
+    },
   };
 }
 
@@ -214,8 +224,9 @@ function showText(v: ReturnType<typeof showView>): string {
     `dead since:      ${v.deadAt} (${ago(v.deadAt)})`,
     `replays:         ${v.replays}`,
     `job in BullMQ:   ${v.jobState === 'unknown' ? 'gone' : v.jobState}`,
-    `payload:         ${v.payload.bytes} bytes${v.payload.event ? `, event ${v.payload.event.id} ${v.payload.event.type ?? ''} ${v.payload.event.channel ?? ''}`.trimEnd() : ''}`,
+    `payload:         ${v.payload.bytes} bytes${v.payload.event ? `, event ${v.payload.event.id} ${v.payload.event.type ?? ''} ${v.payload.event.channel ?? ''}`.trimEnd() : ''}${v.payload.events ? `, ${v.payload.events.length} events` : ''}`,
   ];
+  if (v.payload.events) lines.push(...v.payload.events.map((id) => `  event ${id}`));
   if (v.parent) lines.push(`parent:          ${v.parent.queue} ${v.parent.jobId}`);
   if (v.children.length)
     lines.push(`children:        ${v.children.map((c) => `${c.queue} ${c.jobId}`).join(', ')}`);

@@ -220,6 +220,41 @@ describe('holdfast dlq', () => {
     expect(missing.stderr).toMatch(/no dead letter send-sms nope.*\(HOLDFAST_ERR_DEAD_LETTER_NOT_FOUND\)/);
   });
 
+  it('shows a dead archive batch by the ids of its events, not their contents', async () => {
+    const w = await startQueueWorker({
+      queue: QUEUES.archive,
+      name: 'test-archive-batch',
+      redisUrl: redis.url,
+      log,
+      concurrency: 1,
+      process: async (): Promise<unknown> => {
+        throw new UnrecoverableError('HOLDFAST_ERR_VALIDATION: batch carries no events');
+      },
+    });
+    workers.push(w as Worker);
+    const events = ['evt-b1', 'evt-b2', 'evt-b3'].map((id) => ({
+      id,
+      type: 'audit.login',
+      data: { secret: 'x' },
+    }));
+    await queue(QUEUES.archive).add('archive-batch', { events }, { jobId: 'batch-evt-b1-0123', attempts: 3 });
+    await eventually(
+      async () => (await dl.show(QUEUES.archive, 'batch-evt-b1-0123'))?.status === 'dead',
+      'the batch to die',
+    );
+
+    const shown = await runCli(['dlq', 'show', 'archive', 'batch-evt-b1-0123'], env);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(
+      /payload: +\d+ bytes, 3 events\n {2}event evt-b1\n {2}event evt-b2\n {2}event evt-b3\n/,
+    );
+    expect(shown.stdout).not.toContain('secret');
+    const json = JSON.parse(
+      (await runCli(['dlq', 'show', 'archive', 'batch-evt-b1-0123', '--json'], env)).stdout,
+    );
+    expect(json.payload).toEqual({ bytes: expect.any(Number), events: ['evt-b1', 'evt-b2', 'evt-b3'] });
+  });
+
   it('replays: a dry run changes nothing, a replay is archived first and runs the job once, a second is a no-op', async () => {
     await deadJob(QUEUES.archive, 'evt-r', 'HOLDFAST_ERR_RETENTION_POLICY: unknown category "x"');
 
