@@ -54,6 +54,11 @@ function batchFull(events: number, bytes: number): boolean {
   return events >= MAX_BATCH_EVENTS || bytes >= MAX_BATCH_BYTES;
 }
 
+/** True when an event of `more` bytes must start a new batch rather than join this one. */
+function batchOverflows(events: number, bytes: number, more: number): boolean {
+  return events > 0 && bytes + more > MAX_BATCH_BYTES;
+}
+
 /** How many job hashes one drain round trip looks up. */
 const DRAIN_BATCH = 500;
 
@@ -92,13 +97,11 @@ export class EventWriter {
   /** Events whose submit-time enqueue is still to come or in flight: the drainer leaves them be. */
   readonly #enqueuing = new Set<string>();
   /** The batch that submits of this turn of the event loop join; sent on the next turn. */
-  #openBatch: { events: SpooledEvent[]; ids: string[]; bytes: number; sent: Promise<void> } | undefined;
+  #openBatch: { events: SpooledEvent[]; bytes: number; sent: Promise<void> } | undefined;
   /** Batch job id -> its events not yet acknowledged. */
   readonly #batches = new Map<string, string[]>();
   /** Event id -> the batch job that archives it, while this process knows of one. */
   readonly #batchOf = new Map<string, string>();
-  /** Event id -> the key of its archived marker (see `archivedMarkerKey`), while it has an archive job pending. */
-  readonly #markerOf = new Map<string, string>();
   readonly #log: Logger;
   readonly #redisUrl: string;
   readonly #redeliverAfterMs: number;
@@ -189,7 +192,7 @@ export class EventWriter {
     if (travelsInBatches(route)) this.#joinBatch({ route, event }, payload.byteLength);
     else
       this.#inBackground(
-        [event.id],
+        () => [event.id],
         () => this.#enqueueAll({ route, event }, this.#pending.get(event.id) ?? []),
         (error) =>
           this.#log.warn(
@@ -200,9 +203,12 @@ export class EventWriter {
     if (this.#enqueuing.size >= MAX_INFLIGHT_ENQUEUES) await Promise.race(this.#inflight);
   }
 
-  /** Run `enqueue` on the next turn of the event loop, counted against the backpressure bound. */
+  /**
+   * Run `enqueue` on the next turn of the event loop, counted against the backpressure bound;
+   * `ids` names its events once it is done (a batch takes events until it is sent).
+   */
   #inBackground(
-    ids: readonly string[],
+    ids: () => Iterable<string>,
     enqueue: () => Promise<void>,
     onError: (error: Error) => void,
   ): Promise<void> {
@@ -211,7 +217,7 @@ export class EventWriter {
       .catch(onError)
       .finally(() => {
         this.#inflight.delete(enqueued);
-        for (const id of ids) this.#enqueuing.delete(id);
+        for (const id of ids()) this.#enqueuing.delete(id);
       });
     this.#inflight.add(enqueued);
     return enqueued;
@@ -219,15 +225,15 @@ export class EventWriter {
 
   #joinBatch(spooled: SpooledEvent, bytes: number): void {
     // What would overflow the open batch starts the next one (a large event goes alone).
-    if (this.#openBatch && this.#openBatch.bytes + bytes > MAX_BATCH_BYTES) this.#openBatch = undefined;
+    const open = this.#openBatch;
+    if (open && batchOverflows(open.events.length, open.bytes, bytes)) this.#openBatch = undefined;
     if (!this.#openBatch) {
       const events: SpooledEvent[] = [];
-      const ids: string[] = [];
       const sent = this.#inBackground(
-        ids,
-        () => {
+        () => events.map(({ event }) => event.id),
+        async () => {
           if (this.#openBatch?.events === events) this.#openBatch = undefined;
-          return this.#enqueueBatch(events);
+          await this.#enqueueBatch(events);
         },
         (error) =>
           this.#log.warn(
@@ -235,21 +241,24 @@ export class EventWriter {
             'batch enqueue failed; the spool keeps its events and the drainer will retry',
           ),
       );
-      this.#openBatch = { events, ids, bytes: 0, sent };
+      this.#openBatch = { events, bytes: 0, sent };
     }
     const batch = this.#openBatch;
     batch.events.push(spooled);
-    batch.ids.push(spooled.event.id);
     batch.bytes += bytes;
     // A full batch goes as it is; the next submit opens another.
     if (batchFull(batch.events.length, batch.bytes)) this.#openBatch = undefined;
   }
 
-  async #enqueueBatch(batch: readonly SpooledEvent[]): Promise<void> {
+  /** Adds `batch` as one job (a plain job when one event is left); returns a batch job's id. */
+  async #enqueueBatch(batch: readonly SpooledEvent[]): Promise<string | undefined> {
     // Acknowledged meanwhile (a drain pass found a job of its own): nothing left to add.
     const events = batch.filter(({ event }) => this.#pending.get(event.id)?.has(QUEUES.archive));
-    if (events.length === 0) return;
-    if (events.length === 1) return this.#enqueueAll(events[0]!, [QUEUES.archive]);
+    if (events.length === 0) return undefined;
+    if (events.length === 1) {
+      await this.#enqueueAll(events[0]!, [QUEUES.archive]);
+      return undefined;
+    }
     const enqueue = archiveBatchFor(events.map(({ event }) => event));
     const jobId = enqueue.opts.jobId!;
     // Known before the add is sent: its completion can arrive before the add's reply.
@@ -257,6 +266,7 @@ export class EventWriter {
     this.#batches.set(jobId, ids);
     for (const id of ids) this.#batchOf.set(id, jobId);
     await this.#add(enqueue);
+    return jobId;
   }
 
   /**
@@ -334,66 +344,90 @@ export class EventWriter {
     }
     /** Event id -> its queues whose job Redis does not have. */
     const missing = new Map<string, QueueName[]>();
-    // A job a person discarded from the dead letters is finished, not lost; an event the
-    // archiver marked archived is too, whatever job did it (a batch this process never knew of,
-    // being restarted, or a completed job Redis has since removed).
+    // A job a person discarded from the dead letters is finished, not lost.
     if (absent.length > 0) {
       const pipeline = this.#redis.pipeline();
-      const markerKeys = absent.map(({ queue, ids }) =>
-        ids.map((id) => (queue === QUEUES.archive ? this.#markerOf.get(id) : undefined)),
-      );
-      for (const [j, { jobId, queue }] of absent.entries()) {
-        pipeline.exists(discardedKeyOf(queue, jobId));
-        for (const key of markerKeys[j]!) if (key !== undefined) pipeline.get(key);
-      }
+      for (const { jobId, queue } of absent) pipeline.exists(discardedKeyOf(queue, jobId));
       const results = (await pipeline.exec()) ?? [];
-      let r = 0;
       for (const [j, lookup] of absent.entries()) {
-        const discarded = results[r++]?.[1] === 1;
-        const markers = markerKeys[j]!.map((key) =>
-          key === undefined ? undefined : (results[r++]?.[1] as string | null | undefined),
-        );
-        if (discarded) {
+        if (results[j]?.[1] === 1) {
           report.acked += await this.#jobFinished(lookup, undefined);
           continue;
         }
         // A lost batch is forgotten; its events not yet due are found missing on a later pass.
         this.#batches.delete(lookup.jobId);
-        for (const [k, id] of lookup.ids.entries()) {
+        for (const id of lookup.ids) {
           if (this.#batchOf.get(id) === lookup.jobId) this.#batchOf.delete(id);
-          if (isArchivedMarker(markers[k])) {
-            if (await this.#completed(id, lookup.queue)) report.acked++;
-          } else missing.set(id, [...(missing.get(id) ?? []), lookup.queue]);
+          missing.set(id, [...(missing.get(id) ?? []), lookup.queue]);
         }
       }
     }
-    if (missing.size > 0) {
-      const batch: SpooledEvent[] = [];
-      let bytes = 0;
-      for await (const record of this.#spool.unacked(new Set(missing.keys()))) {
-        if (this.#closed) break;
-        const spooled = decode(record.payload);
-        const queues = missing.get(spooled.event.id) ?? [];
+    if (missing.size > 0) await this.#requeue(missing, report);
+    if (report.requeued > 0 || report.failed > 0) this.#log.info(report, 'spool drain pass');
+    return report;
+  }
+
+  /**
+   * Enqueue again what Redis has no job for, read back from the spool in chunks; archive-only
+   * events go in batches. An event the archiver marked archived is finished instead, whatever job
+   * archived it: a batch of a process that has since restarted, or a completed job Redis removed.
+   */
+  async #requeue(missing: ReadonlyMap<string, QueueName[]>, report: DrainReport): Promise<void> {
+    const batch: SpooledEvent[] = [];
+    let bytes = 0;
+    const sendBatch = async () => {
+      const jobId = await this.#enqueueBatch(batch.splice(0));
+      bytes = 0;
+      // The same events make the same job: one an earlier process sent may have run already, and
+      // adding it again did nothing, so no completion is coming. Look, as a drain pass would.
+      if (jobId === undefined) return;
+      const [finishedOn, failedReason, returnvalue] = await this.#redis.hmget(
+        `${QUEUE_PREFIX}:${QUEUES.archive}:${jobId}`,
+        'finishedOn',
+        'failedReason',
+        'returnvalue',
+      );
+      if (!finishedOn) return;
+      const lookup = { jobId, queue: QUEUES.archive, ids: this.#batches.get(jobId) ?? [] };
+      report.acked += await this.#jobFinished(lookup, failedReason ? undefined : parseResult(returnvalue));
+    };
+    const chunk: { spooled: SpooledEvent; size: number }[] = [];
+    const settle = async () => {
+      const asked = chunk.filter(({ spooled }) => missing.get(spooled.event.id)?.includes(QUEUES.archive));
+      const pipeline = this.#redis.pipeline();
+      for (const { spooled } of asked) pipeline.get(archivedMarkerKey(spooled.event));
+      const results = asked.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+      const archived = new Set(
+        asked
+          .filter((_, k) => isArchivedMarker(results[k]?.[1] as string | null | undefined))
+          .map(({ spooled }) => spooled.event.id),
+      );
+      for (const { spooled, size } of chunk.splice(0)) {
+        const id = spooled.event.id;
+        let queues = missing.get(id) ?? [];
+        if (archived.has(id)) {
+          if (await this.#completed(id, QUEUES.archive)) report.acked++;
+          queues = queues.filter((q) => q !== QUEUES.archive);
+        }
+        if (queues.length === 0) continue;
         report.requeued++;
         if (!travelsInBatches(spooled.route)) {
           await this.#enqueueAll(spooled, queues);
           continue;
         }
-        if (bytes + record.payload.byteLength > MAX_BATCH_BYTES && batch.length > 0) {
-          await this.#enqueueBatch(batch.splice(0));
-          bytes = 0;
-        }
+        if (batchOverflows(batch.length, bytes, size)) await sendBatch();
         batch.push(spooled);
-        bytes += record.payload.byteLength;
-        if (batchFull(batch.length, bytes)) {
-          await this.#enqueueBatch(batch.splice(0));
-          bytes = 0;
-        }
+        bytes += size;
+        if (batchFull(batch.length, bytes)) await sendBatch();
       }
-      if (batch.length > 0) await this.#enqueueBatch(batch);
+    };
+    for await (const record of this.#spool.unacked(new Set(missing.keys()))) {
+      if (this.#closed) break;
+      chunk.push({ spooled: decode(record.payload), size: record.payload.byteLength });
+      if (chunk.length >= DRAIN_BATCH) await settle();
     }
-    if (report.requeued > 0 || report.failed > 0) this.#log.info(report, 'spool drain pass');
-    return report;
+    await settle();
+    if (batch.length > 0) await sendBatch();
   }
 
   /** Add the jobs of `queues` (some of the event's completion queues); each add is idempotent. */
@@ -453,9 +487,7 @@ export class EventWriter {
   }
 
   #track(event: EventEnvelope, route: Route): void {
-    const queues = completionQueues(route, event);
-    this.#pending.set(event.id, new Set(queues));
-    if (queues.includes(QUEUES.archive)) this.#markerOf.set(event.id, archivedMarkerKey(event));
+    this.#pending.set(event.id, new Set(completionQueues(route, event)));
   }
 
   /** One of the event's jobs completed; true when that was the last and the event is acknowledged. */
@@ -463,7 +495,6 @@ export class EventWriter {
     const remaining = this.#pending.get(id);
     if (!remaining?.delete(queue) || remaining.size > 0) return false;
     this.#pending.delete(id);
-    this.#markerOf.delete(id);
     await this.#spool.ack(id);
     return true;
   }

@@ -279,6 +279,26 @@ describe('EventWriter archive batches', () => {
     expect(await writer.drain(0)).toMatchObject({ acked: 0, requeued: 0, waiting: 2 });
   });
 
+  it('a restarted writer acknowledges the batch its predecessor sent and the archiver already ran', async () => {
+    const first = await open('ran');
+    const events = Array.from({ length: 4 }, (_, i) => record(i));
+    await Promise.all(events.map((e) => first.submit(e, 'archive')));
+    const all = events.map((e) => e.id);
+    await until('the batch', async () => (await queue.getJob(archiveBatchJobId(all))) !== undefined);
+    await first.close();
+    // Completed while no writer listened (its completion event is long gone).
+    const raw = new Redis(redis.url);
+    await raw.hset(`${QUEUE_PREFIX}:${QUEUES.archive}:${archiveBatchJobId(all)}`, {
+      finishedOn: String(Date.now()),
+      returnvalue: JSON.stringify({ created: 4, existing: 0, split: [] }),
+    });
+    raw.disconnect();
+
+    // The restarted writer forms the same batch; adding it again does nothing, so it looks.
+    writer = await open('ran');
+    await until('every event acknowledged', () => writer!.stats().spool.unacked === 0);
+  });
+
   it('a restarted writer has what its spool still holds archived and acknowledged', async () => {
     const first = await open('restart');
     const events = Array.from({ length: 4 }, (_, i) => record(i));
