@@ -36,6 +36,7 @@ async function startIngestProcess(
       HOLDFAST_WHATSAPP_APP_SECRET: TEST_WHATSAPP_APP_SECRET,
       HOLDFAST_LOG_LEVEL: 'warn',
       PORT: String(port),
+      HOLDFAST_METRICS_PORT: '0',
     },
     stdio: 'ignore',
   });

@@ -5,7 +5,7 @@ import { ENVIRONMENT_VARIABLES } from '@holdfast/core';
  * already; once core lists one, it is simply counted once.
  */
 export const PENDING_IN_CORE: Readonly<Record<string, string>> = Object.freeze({
-  HOLDFAST_METRICS_PORT: 'workers serve /metrics, /healthz and /readyz on this port (default 9464)',
+  HOLDFAST_METRICS_PORT: 'every service serves /metrics, /healthz and /readyz on this port (default 9464)',
 });
 
 /**

@@ -1,5 +1,12 @@
 import { archiveOperatorAction } from '@holdfast/archiver';
-import { ConfigError, loadConfig, QUEUES, type QueueName, ValidationError } from '@holdfast/core';
+import {
+  ConfigError,
+  loadConfig,
+  payloadView,
+  QUEUES,
+  type QueueName,
+  ValidationError,
+} from '@holdfast/core';
 import {
   type DeadLetter,
   type DeadLetterActionItem,
@@ -167,25 +174,10 @@ function listText(entries: readonly DeadLetterSummary[], counts: Record<string, 
 
 /**
  * What `show` prints of an entry: everything but the payload itself, which may hold a message
- * body (an operator's terminal is not a place for those); its size and the event it carries (or,
- * for an archive batch, its events' ids) are enough to know what it is.
+ * body (an operator's terminal is not a place for those); `payloadView` says what it is.
  */
 function showView(e: DeadLetter & { jobState: string }) {
   const { data, ...rest } = e;
-  const event = (data as { event?: Record<string, unknown> } | null)?.event;
-  const batch = (data as { events?: unknown } | null)?.events;
-  const events = Array.isArray(batch)
-    ? batch
-        .map((b) => (b as { id?: unknown } | null)?.id)
-        .filter((id): id is string => typeof id === 'string')
-    : undefined;
-  const pick = event
-    ? Object.fromEntries(
-        (['id', 'type', 'channel', 'direction', 'project', 'subject', 'category', 'occurredAt'] as const)
-          .filter((k) => event[k] !== undefined)
-          .map((k) => [k, event[k]]),
-      )
-    : undefined;
   return {
     ...rest,
     // A child's own payload is kept only where it differs from the parent's: not shown either.
@@ -194,11 +186,7 @@ function showView(e: DeadLetter & { jobState: string }) {
       jobId: c.jobId,
       ...(c.name ? { name: c.name } : {}),
     })),
-    payload: {
-      bytes: Buffer.byteLength(JSON.stringify(data ?? null)),
-      ...(pick ? { event: pick } : {}),
-      ...(events ? { events } : {}),
-    },
+    payload: payloadView(data),
   };
 }
 

@@ -45,6 +45,9 @@ export async function startLocalRedis(dir: string): Promise<LocalRedis> {
   );
   const url = `redis://127.0.0.1:${port}`;
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  // Refused connections are expected until the server listens; the loop below judges them.
+  // Without a listener ioredis prints each as an "Unhandled error event" on the first screen.
+  probe.on('error', () => {});
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null)

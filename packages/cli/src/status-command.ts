@@ -29,6 +29,7 @@ export type StatusWarningKind =
   | 'email-paused'
   | 'queue-paused'
   | 'spool-backlog'
+  | 'spool-full'
   | 'spool-silent'
   | 'send-uncertain';
 
@@ -158,6 +159,9 @@ async function readUncertainSends(redis: Redis, now: Date): Promise<StatusReport
   return { count, latest: entries };
 }
 
+/** A spool this full of its backlog limit is warned about before it starts refusing. */
+const SPOOL_FULL_WARNING = 0.8;
+
 /** What on-call must look at, most dangerous first. */
 export function warningsOf(report: StatusReport, maxSpoolAgeMs: number): StatusWarning[] {
   const warnings: StatusWarning[] = [];
@@ -225,7 +229,18 @@ export function warningsOf(report: StatusReport, maxSpoolAgeMs: number): StatusW
     warn('queue-paused', `queue ${q.queue} is paused: nothing takes its jobs`);
   }
   for (const s of report.spools) {
-    if (s.oldestAgeSeconds !== null && s.oldestAgeSeconds * 1000 > maxSpoolAgeMs) {
+    // Most dangerous first: at its limit a spool refuses what it is sent.
+    if (s.maxBacklog !== undefined && s.backlog >= SPOOL_FULL_WARNING * s.maxBacklog) {
+      warn(
+        'spool-full',
+        s.backlog >= s.maxBacklog
+          ? `${s.service} on ${s.host}:${s.pid} is REFUSING new events: its spool holds ${s.backlog}, its limit (HOLDFAST_SPOOL_MAX_BACKLOG=${s.maxBacklog}); see why nothing drains it (Redis, the workers)`
+          : `${s.service} on ${s.host}:${s.pid} holds ${s.backlog} of the ${s.maxBacklog} unacknowledged events its spool takes before refusing new ones (HOLDFAST_SPOOL_MAX_BACKLOG)`,
+      );
+    }
+    // From the timestamps, not the rounded seconds shown: 1.4 s is older than --max-spool-age 1s.
+    const ageMs = s.oldestUnackedAt === null ? null : Date.parse(report.at) - Date.parse(s.oldestUnackedAt);
+    if (ageMs !== null && ageMs > maxSpoolAgeMs) {
       warn(
         'spool-backlog',
         `${s.service} on ${s.host}:${s.pid} has ${s.backlog} event(s) not yet archived, the oldest accepted ${ago(s.oldestUnackedAt!, report.at)}`,

@@ -284,6 +284,36 @@ describe('holdfast status', () => {
     expect(human.stdout).not.toContain('OK: no warnings');
   });
 
+  it('warns when a spool nears its backlog limit, and loudly once it refuses new events', async () => {
+    await startPrivateRedis();
+    const state = (host: string, backlog: number, maxBacklog?: number) =>
+      JSON.stringify({
+        service: 'ingest',
+        host,
+        pid: 7,
+        backlog,
+        ...(maxBacklog === undefined ? {} : { maxBacklog }),
+        oldestUnackedAt: minutesAgo(1),
+        updatedAt: new Date().toISOString(),
+      });
+    await client.hset(`${QUEUE_PREFIX}:spools`, {
+      'ingest/ingest-calm:7': state('ingest-calm', 790, 1000),
+      'ingest/ingest-near:7': state('ingest-near', 800, 1000),
+      'ingest/ingest-full:7': state('ingest-full', 1000, 1000),
+      // Published by a process older than the limit: no limit known, no warning.
+      'ingest/ingest-old:7': state('ingest-old', 5000),
+    });
+
+    const json = await runCli(['status', '--json'], env);
+    expect(json.stderr).toBe('');
+    expect(json.code).toBe(2);
+    const full = (JSON.parse(json.stdout) as StatusReport).warnings.filter((w) => w.kind === 'spool-full');
+    expect(full.map((w) => w.message)).toEqual([
+      'ingest on ingest-full:7 is REFUSING new events: its spool holds 1000, its limit (HOLDFAST_SPOOL_MAX_BACKLOG=1000); see why nothing drains it (Redis, the workers)',
+      'ingest on ingest-near:7 holds 800 of the 1000 unacknowledged events its spool takes before refusing new ones (HOLDFAST_SPOOL_MAX_BACKLOG)',
+    ]);
+  });
+
   it('warns LOUDLY about a Redis that evicts keys and persists nothing', async () => {
     // No AOF and no RDB save points, and eviction turned on: what a default cache-style Redis does.
     await startPrivateRedis({ appendOnly: false });

@@ -21,6 +21,14 @@ const csv = z
     ),
   );
 
+/**
+ * How many unacknowledged events one process's spool may hold before it refuses new ones
+ * (`HOLDFAST_SPOOL_MAX_BACKLOG`). Each costs about 0.6 KB of heap until acknowledged, so the
+ * default bounds a backlog to ~150 MB: a long Redis outage ends in refusals callers can retry,
+ * not in a process the kernel kills and that cannot load its own spool on restart.
+ */
+export const DEFAULT_SPOOL_MAX_BACKLOG = 250_000;
+
 const envSchema = z.object({
   REDIS_URL: z
     .string()
@@ -103,6 +111,9 @@ const envSchema = z.object({
   HOLDFAST_SHUTDOWN_DEADLINE_MS: z.coerce.number().int().min(100).default(25_000),
   HOLDFAST_STALLED_JOB_MS: z.coerce.number().int().min(1000).default(30_000),
   HOLDFAST_BREAKER_RESET_MS: z.coerce.number().int().min(100).default(30_000),
+  HOLDFAST_BREAKER_ERROR_PERCENT: z.coerce.number().int().min(1).max(100).default(50),
+  HOLDFAST_BREAKER_MIN_CALLS: z.coerce.number().int().min(1).default(10),
+  HOLDFAST_SPOOL_MAX_BACKLOG: z.coerce.number().int().min(1).default(DEFAULT_SPOOL_MAX_BACKLOG),
 });
 
 /** Every environment variable Holdfast reads; deployment manifests are checked against this list. */
@@ -181,6 +192,12 @@ export interface HoldfastConfig {
   stalledJobMs: number;
   /** An open circuit breaker lets one probe call through after this long. */
   breakerResetMs: number;
+  /** A circuit breaker opens when at least this percentage of its recent calls failed... */
+  breakerErrorPercent: number;
+  /** ...and there were at least this many of them. */
+  breakerMinCalls: number;
+  /** A process's spool refuses new events while it holds this many unacknowledged ones. */
+  spoolMaxBacklog: number;
 }
 
 /**
@@ -249,6 +266,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Holdf
     metricsPort: e.HOLDFAST_METRICS_PORT,
     stalledJobMs: e.HOLDFAST_STALLED_JOB_MS,
     breakerResetMs: e.HOLDFAST_BREAKER_RESET_MS,
+    breakerErrorPercent: e.HOLDFAST_BREAKER_ERROR_PERCENT,
+    breakerMinCalls: e.HOLDFAST_BREAKER_MIN_CALLS,
+    spoolMaxBacklog: e.HOLDFAST_SPOOL_MAX_BACKLOG,
   });
 }
 

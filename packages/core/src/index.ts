@@ -9,6 +9,7 @@ export * from './ids.ts';
 export * from './keys.ts';
 export * from './logger.ts';
 export * from './naming.ts';
+export * from './payload-view.ts';
 export * from './queues.ts';
 export * from './retention.ts';
 export * from './run-service.ts';

@@ -11,6 +11,22 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it("reads the circuit breakers' thresholds, 50% of at least 10 calls unless set", () => {
+    expect(loadConfig({})).toMatchObject({
+      breakerErrorPercent: 50,
+      breakerMinCalls: 10,
+      breakerResetMs: 30_000,
+    });
+    expect(
+      loadConfig({ HOLDFAST_BREAKER_ERROR_PERCENT: '80', HOLDFAST_BREAKER_MIN_CALLS: '25' }),
+    ).toMatchObject({ breakerErrorPercent: 80, breakerMinCalls: 25 });
+  });
+
+  it('bounds each spool to 250000 unacknowledged events unless HOLDFAST_SPOOL_MAX_BACKLOG says otherwise', () => {
+    expect(loadConfig({}).spoolMaxBacklog).toBe(250_000);
+    expect(loadConfig({ HOLDFAST_SPOOL_MAX_BACKLOG: '1000000' }).spoolMaxBacklog).toBe(1_000_000);
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ REDIS_URL: '', PORT: '' }).port).toBe(8080);
   });
@@ -32,6 +48,11 @@ describe('loadConfig', () => {
     ['HOLDFAST_EMAIL_TRANSPORT', 'smtp', /HOLDFAST_EMAIL_TRANSPORT: must be "ses" or "outbox:<dir>"/],
     ['PORT', 'eighty', /PORT:/],
     ['HOLDFAST_S3_ENDPOINT', 'not a url', /HOLDFAST_S3_ENDPOINT:/],
+    ['HOLDFAST_BREAKER_ERROR_PERCENT', '150', /HOLDFAST_BREAKER_ERROR_PERCENT:/],
+    ['HOLDFAST_BREAKER_ERROR_PERCENT', '0', /HOLDFAST_BREAKER_ERROR_PERCENT:/],
+    ['HOLDFAST_BREAKER_MIN_CALLS', '0', /HOLDFAST_BREAKER_MIN_CALLS:/],
+    ['HOLDFAST_SPOOL_MAX_BACKLOG', '0', /HOLDFAST_SPOOL_MAX_BACKLOG:/],
+    ['HOLDFAST_SPOOL_MAX_BACKLOG', 'lots', /HOLDFAST_SPOOL_MAX_BACKLOG:/],
   ])('names the bad variable %s', (name, value, message) => {
     let caught: unknown;
     try {

@@ -61,12 +61,19 @@ export const BREAKER_DEFAULTS: Readonly<Required<Omit<BreakerSettings, 'timeoutM
 });
 
 /**
- * The breaker settings a service's config asks for (`HOLDFAST_BREAKER_RESET_MS`); the rolling
- * window stays shorter than the reset, so the failures that opened a breaker are gone from the
- * window when its probe closes it.
+ * The breaker settings a service's config asks for (`HOLDFAST_BREAKER_RESET_MS`,
+ * `HOLDFAST_BREAKER_ERROR_PERCENT`, `HOLDFAST_BREAKER_MIN_CALLS`); the rolling window stays
+ * shorter than the reset, so the failures that opened a breaker are gone from the window when its
+ * probe closes it.
  */
-export function breakerSettingsFrom(config: { breakerResetMs: number }): BreakerSettings {
+export function breakerSettingsFrom(config: {
+  breakerResetMs: number;
+  breakerErrorPercent: number;
+  breakerMinCalls: number;
+}): BreakerSettings {
   return {
+    errorThresholdPercentage: config.breakerErrorPercent,
+    volumeThreshold: config.breakerMinCalls,
     resetTimeoutMs: config.breakerResetMs,
     rollingWindowMs: Math.min(
       BREAKER_DEFAULTS.rollingWindowMs,

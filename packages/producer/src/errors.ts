@@ -23,6 +23,26 @@ export class NotDurableError extends HoldfastError {
   }
 }
 
+/**
+ * The spool holds as many unacknowledged events as it may (`HOLDFAST_SPOOL_MAX_BACKLOG`):
+ * downstream (Redis, the workers) is not keeping up or not there. Nothing was accepted: the
+ * caller retries later. An HTTP front end answers 503 with Retry-After.
+ */
+export class BacklogFullError extends HoldfastError {
+  readonly backlog: number;
+  readonly maxBacklog: number;
+
+  constructor(backlog: number, maxBacklog: number) {
+    super(
+      'HOLDFAST_ERR_BACKLOG_FULL',
+      `the event was not accepted: the spool already holds ${backlog} unacknowledged events, its limit ` +
+        `(HOLDFAST_SPOOL_MAX_BACKLOG=${maxBacklog}); Redis or the workers are behind, retry later`,
+    );
+    this.backlog = backlog;
+    this.maxBacklog = maxBacklog;
+  }
+}
+
 /** A dead letter named by the caller does not exist; nothing was changed. */
 export class DeadLetterNotFoundError extends HoldfastError {
   readonly refs: readonly { queue: string; jobId: string }[];

@@ -2,6 +2,7 @@ import {
   type ArchiveBatchJobResult,
   archivedMarkerKey,
   createLogger,
+  DEFAULT_SPOOL_MAX_BACKLOG,
   discardedKeyOf,
   type EventEnvelope,
   isArchivedMarker,
@@ -10,11 +11,12 @@ import {
   QUEUE_PREFIX,
   QUEUES,
   type QueueName,
+  ValidationError,
 } from '@holdfast/core';
 import { Spool } from '@holdfast/spool';
 import { FlowProducer, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { NotDurableError, ProducerClosedError } from './errors.ts';
+import { BacklogFullError, NotDurableError, ProducerClosedError } from './errors.ts';
 import { createRedisConnection } from './redis-connection.ts';
 import {
   archiveBatchFor,
@@ -36,6 +38,13 @@ export interface EventWriterOptions {
   redeliverAfterMs?: number;
   /** How often the drainer runs. @defaultValue 5000 */
   drainIntervalMs?: number;
+  /**
+   * `submit` refuses new events (BacklogFullError) while this many are unacknowledged: a bound on
+   * the memory a long outage downstream can take (about 0.6 KB each). Events already spooled are
+   * kept and delivered whatever the bound. `HOLDFAST_SPOOL_MAX_BACKLOG`.
+   * @defaultValue 250000
+   */
+  maxBacklog?: number;
 }
 
 /** Events whose enqueue may be in flight behind acknowledged submits before a submit waits for one. */
@@ -105,6 +114,12 @@ export class EventWriter {
   readonly #log: Logger;
   readonly #redisUrl: string;
   readonly #redeliverAfterMs: number;
+  readonly #drainIntervalMs: number;
+  readonly #maxBacklog: number;
+  /** Submits between the backlog check and their spool append's outcome, counted against the bound. */
+  #appending = 0;
+  /** Whether the last submit was refused for the backlog: its start and end are logged once each. */
+  #refusing = false;
   #timer: NodeJS.Timeout | undefined;
   #draining: Promise<DrainReport> | undefined;
   #closed = false;
@@ -117,10 +132,9 @@ export class EventWriter {
     this.#log = options.logger;
     this.#redisUrl = options.redisUrl;
     this.#redeliverAfterMs = options.redeliverAfterMs;
+    this.#drainIntervalMs = options.drainIntervalMs;
+    this.#maxBacklog = options.maxBacklog;
     this.#redis = createRedisConnection(options.redisUrl, 'producer', 'holdfast-producer', options.logger);
-    // Errors surface on each command; the drainer retries. Without a listener ioredis logs to stderr.
-    // Whatever was accepted while Redis was away is due as soon as it is back.
-    this.#redis.on('ready', () => void this.drain(0).catch(() => {}));
     const opts = { connection: this.#redis, prefix: QUEUE_PREFIX };
     this.#queues = new Map(COMPLETION_QUEUES.map((name) => [name, new Queue(name, opts)]));
     this.#flows = new FlowProducer(opts);
@@ -131,11 +145,25 @@ export class EventWriter {
     // Listen from the start: QueueEvents reads only events after it connects, so a listener
     // created on the first submit would miss completions that beat it.
     for (const queue of COMPLETION_QUEUES) this.#listen(queue);
-    this.#timer = setInterval(() => void this.drain().catch(() => {}), options.drainIntervalMs);
+  }
+
+  /**
+   * Starts the drainer once the earlier run's backlog is tracked: a pass started before that
+   * would see part of it, and a later `drain(0)` would join that pass instead of covering all.
+   */
+  #startDraining(): void {
+    // Whatever was accepted while Redis was away is due as soon as it is back.
+    this.#redis.on('ready', () => void this.drain(0).catch(() => {}));
+    this.#timer = setInterval(() => void this.drain().catch(() => {}), this.#drainIntervalMs);
     this.#timer.unref();
   }
 
   static async open(options: EventWriterOptions): Promise<EventWriter> {
+    const { maxBacklog = DEFAULT_SPOOL_MAX_BACKLOG } = options;
+    if (!Number.isSafeInteger(maxBacklog) || maxBacklog < 1)
+      throw new ValidationError('event writer options', [
+        { path: 'maxBacklog', message: `must be a whole number of at least 1, not ${maxBacklog}` },
+      ]);
     const logger = options.logger ?? createLogger({ name: 'holdfast-producer' });
     const spool = await Spool.open({
       dir: options.spoolDir,
@@ -151,19 +179,27 @@ export class EventWriter {
       logger,
       redeliverAfterMs: options.redeliverAfterMs ?? 15_000,
       drainIntervalMs: options.drainIntervalMs ?? 5_000,
+      maxBacklog,
     });
-    for await (const record of spool.unacked()) {
-      const { route, event } = decode(record.payload);
-      writer.#track(event, route);
+    try {
+      for await (const record of spool.unacked()) {
+        const { route, event } = decode(record.payload);
+        writer.#track(event, route);
+      }
+    } catch (error) {
+      await writer.close();
+      throw error;
     }
     if (writer.#pending.size > 0) {
       logger.info(
         { backlog: writer.#pending.size },
         'spool has unacknowledged events from an earlier run; draining',
       );
-      // Everything left from the previous run is due now: its process is gone.
-      void writer.drain(0).catch(() => {});
     }
+    writer.#startDraining();
+    // Everything left from the previous run is due now: its process is gone. (Until Redis is
+    // ready this pass does nothing; the 'ready' listener runs it then.)
+    if (writer.#pending.size > 0) void writer.drain(0).catch(() => {});
     return writer;
   }
 
@@ -175,11 +211,15 @@ export class EventWriter {
     if (this.#closed) throw new ProducerClosedError();
     // Refuse what cannot be routed before it is written (a record sent as a message).
     completionQueues(route, event);
+    this.#checkBacklog();
     const payload = encode({ route, event });
+    this.#appending++;
     try {
       await this.#spool.append(event.id, payload);
     } catch (error) {
       throw new NotDurableError(error);
+    } finally {
+      this.#appending--;
     }
     this.#track(event, route);
     // Fail fast while Redis is away: the event is durable, and the drainer enqueues it on reconnect.
@@ -201,6 +241,29 @@ export class EventWriter {
           ),
       );
     if (this.#enqueuing.size >= MAX_INFLIGHT_ENQUEUES) await Promise.race(this.#inflight);
+  }
+
+  /** Refuses a new event while the spool holds its limit of unacknowledged ones. */
+  #checkBacklog(): void {
+    const backlog = this.#pending.size + this.#appending;
+    if (backlog < this.#maxBacklog) {
+      if (this.#refusing) {
+        this.#refusing = false;
+        this.#log.info(
+          { backlog, maxBacklog: this.#maxBacklog },
+          'spool backlog below its limit; accepting again',
+        );
+      }
+      return;
+    }
+    if (!this.#refusing) {
+      this.#refusing = true;
+      this.#log.warn(
+        { backlog, maxBacklog: this.#maxBacklog },
+        'spool backlog at its limit (HOLDFAST_SPOOL_MAX_BACKLOG): refusing new events until downstream catches up',
+      );
+    }
+    throw new BacklogFullError(backlog, this.#maxBacklog);
   }
 
   /**
@@ -280,8 +343,9 @@ export class EventWriter {
     return this.#draining;
   }
 
-  stats(): { backlog: number; spool: ReturnType<Spool['stats']> } {
-    return { backlog: this.#pending.size, spool: this.#spool.stats() };
+  /** `backlog`: unacknowledged events; at `maxBacklog` new ones are refused. */
+  stats(): { backlog: number; maxBacklog: number; spool: ReturnType<Spool['stats']> } {
+    return { backlog: this.#pending.size, maxBacklog: this.#maxBacklog, spool: this.#spool.stats() };
   }
 
   /** The spool's group-commit fdatasync durations, in seconds (see `Spool.observeFsyncs`). */

@@ -69,6 +69,7 @@ export {
   collectProcessMetrics,
   type OpsServer,
   type OpsServerOptions,
+  readiness,
   renderMetrics,
   startOpsServer,
 } from './ops-server.ts';

@@ -22,6 +22,8 @@ export interface HoldfastMetrics {
   readonly jobDuration: Histogram<'queue' | 'outcome'>;
   /** `holdfast_spool_backlog{service}`: accepted events not yet acknowledged downstream. */
   readonly spoolBacklog: Gauge<'service'>;
+  /** `holdfast_spool_backlog_limit{service}`: the backlog at which the spool refuses new events. */
+  readonly spoolBacklogLimit: Gauge<'service'>;
   /** `holdfast_spool_oldest_unacked_seconds{service}`: age of the oldest of them (0 when none). */
   readonly spoolOldestUnacked: Gauge<'service'>;
   /** `holdfast_spool_fsync_seconds{service}`: each group-commit fdatasync. */
@@ -75,6 +77,16 @@ export function holdfastMetrics(registry: Registry = new Registry()): HoldfastMe
       collect() {
         this.reset();
         for (const [service, source] of sources) this.set({ service }, source.stats().backlog);
+      },
+    }),
+    spoolBacklogLimit: new Gauge({
+      name: 'holdfast_spool_backlog_limit',
+      help: 'The spool backlog at which new events are refused (HOLDFAST_SPOOL_MAX_BACKLOG)',
+      labelNames: ['service'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [service, source] of sources) this.set({ service }, source.stats().maxBacklog);
       },
     }),
     spoolOldestUnacked: new Gauge({

@@ -42,19 +42,9 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     if (req.method !== 'GET') return answer(405, 'text/plain', 'method not allowed\n');
     if (path === '/healthz') return answer(200, 'application/json', '{"status":"ok"}\n');
     if (path === '/readyz') {
-      void Promise.all(
-        Object.entries(options.checks).map(
-          async ([name, check]) => [name, await withTimeout(check(), 1000)] as const,
-        ),
-      ).then((results) => {
-        const checks = Object.fromEntries(results);
-        const ready = results.every(([, v]) => v === 'ok');
-        answer(
-          ready ? 200 : 503,
-          'application/json',
-          `${JSON.stringify({ status: ready ? 'ready' : 'not-ready', checks })}\n`,
-        );
-      });
+      void readiness(options.checks).then((report) =>
+        answer(report.status === 'ready' ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`),
+      );
       return;
     }
     if (path === '/metrics') {
@@ -101,6 +91,23 @@ export async function renderMetrics(registry: Registry, queues: readonly Queue[]
     ...queues.map((q) => q.exportPrometheusMetrics().catch(() => '')),
   ]);
   return mergePrometheusText(parts);
+}
+
+/**
+ * Runs named readiness checks side by side, each given a second (a check that throws answers its
+ * error's message): ready when every one answered 'ok'. What `/readyz` answers, here and on
+ * ingest's public port.
+ */
+export async function readiness(
+  checks: Record<string, () => Promise<string>>,
+): Promise<{ status: 'ready' | 'not-ready'; checks: Record<string, string> }> {
+  const results = await Promise.all(
+    Object.entries(checks).map(async ([name, check]) => [name, await withTimeout(check(), 1000)] as const),
+  );
+  return {
+    status: results.every(([, v]) => v === 'ok') ? 'ready' : 'not-ready',
+    checks: Object.fromEntries(results),
+  };
 }
 
 function withTimeout(check: Promise<string>, ms: number): Promise<string> {

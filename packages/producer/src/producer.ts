@@ -27,6 +27,8 @@ export interface ProducerOptions {
   redeliverAfterMs?: number;
   /** See EventWriterOptions. @defaultValue 5000 */
   drainIntervalMs?: number;
+  /** See EventWriterOptions. @defaultValue `HOLDFAST_SPOOL_MAX_BACKLOG` or 250000 */
+  maxBacklog?: number;
   /** Fail mode and delivery policy per channel. @defaultValue from `HOLDFAST_<CHANNEL>_FAIL_MODE` / `_DELIVERY` */
   channels?: HoldfastConfig['channels'];
 }
@@ -65,6 +67,7 @@ export async function createProducer(options: ProducerOptions): Promise<Producer
     logger,
     redeliverAfterMs: options.redeliverAfterMs,
     drainIntervalMs: options.drainIntervalMs,
+    maxBacklog: options.maxBacklog ?? config.spoolMaxBacklog,
   });
 
   const submitter = createSubmitter(writer, policy, options.channels ?? config.channels);

@@ -16,6 +16,8 @@ export interface PublishedSpoolState {
   pid: number;
   /** Accepted events not yet acknowledged downstream. */
   backlog: number;
+  /** The backlog at which the spool refuses new events (absent from processes older than it). */
+  maxBacklog?: number;
   /** Append time of the oldest of them; null when there is none. */
   oldestUnackedAt: string | null;
   updatedAt: string;
@@ -69,6 +71,7 @@ export function publishSpoolState(options: SpoolStateOptions): SpoolStatePublish
       host,
       pid: process.pid,
       backlog: stats.backlog,
+      maxBacklog: stats.maxBacklog,
       oldestUnackedAt: stats.spool.oldestUnackedAt?.toISOString() ?? null,
       updatedAt: now.toISOString(),
     };

@@ -6,6 +6,7 @@ import {
   type BreakerState,
   BreakerTimeoutError,
   breakerOpenErrorOf,
+  breakerSettingsFrom,
   createBreaker,
 } from '../src/index.ts';
 
@@ -64,6 +65,34 @@ describe('circuit breaker', () => {
     expect(b.state).toBe('open');
     expect(b.opens).toBe(1);
     expect(b.retryAt!.getTime()).toBe(b.since.getTime() + 100);
+  });
+
+  it("opens at the thresholds a service's config sets (HOLDFAST_BREAKER_ERROR_PERCENT, _MIN_CALLS)", async () => {
+    const settings = breakerSettingsFrom({
+      breakerResetMs: 1000,
+      breakerErrorPercent: 75,
+      breakerMinCalls: 4,
+    });
+    expect(settings).toEqual({
+      errorThresholdPercentage: 75,
+      volumeThreshold: 4,
+      resetTimeoutMs: 1000,
+      rollingWindowMs: 500,
+    });
+    const b = breaker({ ...settings, rollingWindowMs: 60_000 });
+    await expect(b.fire(ok)).resolves.toBe('ok');
+    for (let i = 0; i < 2; i++) await expect(b.fire(failWith('outage'))).rejects.toThrow();
+    await expect(b.fire(ok)).resolves.toBe('ok');
+    // 4 calls, 2 failed: 50%, under 75.
+    expect(b.state).toBe('closed');
+    await expect(b.fire(failWith('outage'))).rejects.toThrow();
+    await expect(b.fire(failWith('outage'))).rejects.toThrow();
+    // 6 calls, 4 failed: 67%, still under 75; one more makes 5 of 7, 71%; then 6 of 8, 75%.
+    expect(b.state).toBe('closed');
+    await expect(b.fire(failWith('outage'))).rejects.toThrow();
+    expect(b.state).toBe('closed');
+    await expect(b.fire(failWith('outage'))).rejects.toThrow();
+    expect(b.state).toBe('open');
   });
 
   it('does not open below the volume threshold, however many of those calls failed', async () => {

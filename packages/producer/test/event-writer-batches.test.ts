@@ -5,7 +5,6 @@ import {
   type ArchiveBatchJobResult,
   archiveBatchJobId,
   archivedMarkerKey,
-  type EventEnvelope,
   newEvent,
   QUEUE_PREFIX,
   QUEUES,
@@ -16,33 +15,13 @@ import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { archiveJobOptions, EventWriter } from '../src/index.ts';
+import { record, until } from './record-events.ts';
 
 /*
  * Archive-only events (records, provider reports) share one `archive-batch` job per turn of the
  * event loop. These tests drive a real EventWriter against a real Redis, with a BullMQ worker
  * standing in for the archiver.
  */
-
-function record(n: number): EventEnvelope {
-  return newEvent({
-    type: 'audit.login',
-    occurredAt: new Date(Date.UTC(2026, 10, 20, 9, 0, n)),
-    project: 'acme',
-    channel: 'record',
-    direction: 'internal',
-    subject: `user-${n}`,
-    category: 'audit-log',
-    data: { n },
-  });
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('EventWriter archive batches', () => {
   let redis: TestRedis;
@@ -315,5 +294,19 @@ describe('EventWriter archive batches', () => {
     await until('the batch', async () => (await queue.getJob(archiveBatchJobId(all))) !== undefined);
     consume(async (job) => ({ created: 0, existing: job.data.events.length, split: [] }));
     await until('every event acknowledged', () => writer!.stats().backlog === 0);
+  });
+  it('a restarted writer enqueues again, at once, the whole of a large backlog that Redis lost', async () => {
+    const first = await open('lost-backlog');
+    const events = Array.from({ length: 5_000 }, (_, i) => record(i));
+    await Promise.all(events.map((e) => first.submit(e, 'archive')));
+    await first.close();
+    const raw = new Redis(redis.url);
+    await raw.flushall();
+    raw.disconnect();
+
+    // Redis is ready while the spool is still being read back; the next timed pass is a minute away.
+    writer = await open('lost-backlog');
+    const all = events.map((e) => e.id);
+    await until('every event in a job again', async () => (await jobsHolding(all)).length === all.length);
   });
 });

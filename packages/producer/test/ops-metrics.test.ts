@@ -277,6 +277,7 @@ describe('spool state in holdfast:spools', () => {
       spoolDir: join(dir.path, 'spool'),
       redisUrl: redis.url,
       logger: log,
+      maxBacklog: 500,
     });
     const event = sentEvent();
     // Redis never completes the job, so the event stays unacknowledged.
@@ -294,6 +295,7 @@ describe('spool state in holdfast:spools', () => {
           host: expect.any(String),
           pid: process.pid,
           backlog: 1,
+          maxBacklog: 500,
           oldestUnackedAt: writer.stats().spool.oldestUnackedAt!.toISOString(),
           updatedAt: expect.any(String),
         },

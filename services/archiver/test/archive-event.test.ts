@@ -92,7 +92,8 @@ describe('archiveEvent', () => {
   it('finishes a half-done write: blob present, sidecar missing', async () => {
     const event = emailEvent();
     const first = await archiveEvent(store, policy, event);
-    const other = await LocalWormStore.open({ dir: `${dir.path}-2` });
+    const otherDir = await tempDir();
+    const other = await LocalWormStore.open({ dir: otherDir.path });
     try {
       // The same blob alone, as if the archiver crashed between its two puts.
       const blob = await store.get(first.key);
@@ -109,6 +110,7 @@ describe('archiveEvent', () => {
       expect(await other.head(sidecarKey(first.key))).toBeDefined();
     } finally {
       await other.close();
+      await otherDir.remove();
     }
   });
 
@@ -131,7 +133,8 @@ describe('archiveEvent', () => {
       data: {},
     });
     const { key } = await archiveEvent(store, policy, event);
-    const other = await LocalWormStore.open({ dir: `${dir.path}-3` });
+    const otherDir = await tempDir();
+    const other = await LocalWormStore.open({ dir: otherDir.path });
     try {
       const junk = Buffer.from('not the record');
       await other.put({
@@ -145,6 +148,7 @@ describe('archiveEvent', () => {
       await expect(archiveEvent(other, policy, event)).rejects.toBeInstanceOf(ObjectConflictError);
     } finally {
       await other.close();
+      await otherDir.remove();
     }
   });
 

@@ -1,10 +1,19 @@
 import { join } from 'node:path';
 import { createLogger, type HoldfastConfig, type Logger, RetentionPolicy } from '@holdfast/core';
-import { createRedisConnection, createSubmitter, EventWriter } from '@holdfast/producer';
+import {
+  createRedisConnection,
+  createSubmitter,
+  EventWriter,
+  holdfastMetrics,
+  type OpsServer,
+  observeSpool,
+  startOpsServer,
+} from '@holdfast/producer';
 import type { FastifyInstance } from 'fastify';
 import { ApiKeys } from './api-keys.ts';
 import type { IngestDeps } from './ingest-deps.ts';
 import { type CertificateSource, confirmSubscription, httpsCertificateSource } from './providers/index.ts';
+import { readinessChecks } from './routes/health.ts';
 import { buildServer } from './server.ts';
 
 export interface IngestOptions {
@@ -23,6 +32,8 @@ export interface IngestHandle {
   readonly app: FastifyInstance;
   /** `http://host:port` the server listens on. */
   readonly url: string;
+  /** `http://host:port` of the ops endpoint (`/metrics`, `/healthz`, `/readyz`) on `HOLDFAST_METRICS_PORT`. */
+  readonly opsUrl: string;
   readonly writer: EventWriter;
   close(): Promise<void>;
 }
@@ -40,6 +51,7 @@ export async function start(
     redisUrl: config.redisUrl,
     logger: log,
     redeliverAfterMs: options.redeliverAfterMs,
+    maxBacklog: config.spoolMaxBacklog,
   });
   const redis = createRedisConnection(config.redisUrl, 'producer', 'holdfast-ingest', log);
   // Requests fail fast while Redis is away, so wait for the first connection before listening.
@@ -66,17 +78,44 @@ export async function start(
       options.confirmSnsSubscription ?? ((url) => confirmSubscription({ SubscribeURL: url })),
   };
   const app = await buildServer(deps);
-  const url = await app.listen({ port: config.port, host: options.host ?? '0.0.0.0' });
+  const host = options.host ?? '0.0.0.0';
+  // Its metrics (process and spool) go where every worker's go, on the ops port, not on the
+  // public one.
+  const metrics = holdfastMetrics();
+  const stopSpoolMetrics = observeSpool(metrics, 'ingest', writer);
+  let ops: OpsServer | undefined;
+  let url: string;
+  try {
+    ops = await startOpsServer({
+      port: config.metricsPort,
+      host,
+      queues: [],
+      checks: readinessChecks(deps),
+      registry: metrics.registry,
+      log,
+    });
+    url = await app.listen({ port: config.port, host });
+  } catch (error) {
+    await ops?.close();
+    stopSpoolMetrics();
+    await app.close();
+    await writer.close();
+    redis.disconnect();
+    throw error;
+  }
   log.info({ url }, 'ingest listening');
   let closed = false;
   return {
     app,
     url,
+    opsUrl: ops.url,
     writer,
     async close() {
       if (closed) return;
       closed = true;
       await app.close();
+      await ops.close();
+      stopSpoolMetrics();
       await writer.close();
       redis.disconnect();
     },

@@ -1,4 +1,4 @@
-import { collectProcessMetrics, holdfastMetrics, observeSpool, publishSpoolState } from '@holdfast/producer';
+import { publishSpoolState } from '@holdfast/producer';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -58,7 +58,9 @@ export async function buildServer(deps: IngestDeps): Promise<FastifyInstance> {
         ? 'HOLDFAST_ERR_MALFORMED_BODY'
         : 'HOLDFAST_ERR_INTERNAL');
     const status = HTTP_STATUS[code] ?? 500;
-    if (status >= 500 && code !== 'HOLDFAST_ERR_NOT_DURABLE')
+    // A full backlog is logged by the writer once, not once per refused request (and a spool that
+    // cannot write is reported by /readyz and the spool metrics).
+    if (status >= 500 && code !== 'HOLDFAST_ERR_NOT_DURABLE' && code !== 'HOLDFAST_ERR_BACKLOG_FULL')
       deps.log.error({ code, err: error.message }, 'request failed');
     if (status === 503) reply.header('retry-after', '5');
     if (status === 401) reply.header('www-authenticate', 'Bearer');
@@ -73,15 +75,11 @@ export async function buildServer(deps: IngestDeps): Promise<FastifyInstance> {
     return reply.code(404).send({ error: { code: 'HOLDFAST_ERR_NOT_FOUND', message: `no route ${route}` } });
   });
 
-  // This service's metrics: process and spool, on /metrics beside the health checks.
-  const metrics = holdfastMetrics();
-  collectProcessMetrics(metrics.registry);
-  await app.register(async (scope) => healthRoutes(scope, deps, metrics));
+  await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => apiRoutes(scope, deps));
   await app.register(async (scope) => webhookRoutes(scope, deps));
   await app.register(async (scope) => queueBoardRoutes(scope, deps));
 
-  const stopSpoolMetrics = observeSpool(metrics, 'ingest', deps.writer);
   // The spool is this process's file: `holdfast status` sees its backlog through Redis.
   const spoolState = publishSpoolState({
     service: 'ingest',
@@ -90,7 +88,6 @@ export async function buildServer(deps: IngestDeps): Promise<FastifyInstance> {
     log: deps.log,
   });
   app.addHook('onClose', async () => {
-    stopSpoolMetrics();
     await spoolState.close();
   });
   return app;

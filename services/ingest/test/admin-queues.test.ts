@@ -1,5 +1,6 @@
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
-import { createLogger, loadConfig, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
+import { createLogger, loadConfig, newEvent, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
 import { SPOOL_STATE_KEY } from '@holdfast/producer';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { tempDir } from '@holdfast/testkit/temp-dir';
@@ -27,6 +28,7 @@ describe('ingest operations surface', () => {
       HOLDFAST_SPOOL_DIR: join(dir.path, 'spool'),
       HOLDFAST_API_KEYS: `acme:${API_KEY}`,
       PORT: '0',
+      HOLDFAST_METRICS_PORT: '0',
       ...env,
     });
     // Everything the service logs, at the most talkative level, to look for the key in.
@@ -152,6 +154,42 @@ describe('ingest operations surface', () => {
       expect(logs).not.toContain(Buffer.from(`on-call:${ADMIN_KEY}`).toString('base64'));
     });
 
+    it("shows a job's event by its envelope, never the message body it carries", async () => {
+      await startIngest({ HOLDFAST_ADMIN_API_KEY: ADMIN_KEY });
+      const body = 'Your one-time code is 493817';
+      const event = newEvent({
+        type: 'message.received',
+        occurredAt: new Date(),
+        project: 'acme',
+        channel: 'sms',
+        direction: 'inbound',
+        subject: 'sms:SM1',
+        category: 'sms-transactional',
+        data: { from: '+447700900123', body },
+      });
+      const archive = new Queue(QUEUES.archive, { connection: { url: redis.url }, prefix: QUEUE_PREFIX });
+      try {
+        await archive.add('archive', { event }, { jobId: event.id });
+        await archive.add('archive-batch', { events: [event] }, { jobId: 'batch-1' });
+      } finally {
+        await archive.close();
+      }
+      const auth = `Bearer ${ADMIN_KEY}`;
+      const listing = await (
+        await get('/admin/queues/api/queues?activeQueue=archive&status=latest', auth)
+      ).text();
+      const one = await get(`/admin/queues/api/queues/archive/${event.id}`, auth);
+      expect(one.status).toBe(200);
+      const shown = (await one.json()) as { job: { data: { event: { id: string; type: string } } } };
+      expect(shown.job.data.event).toMatchObject({ id: event.id, type: 'message.received', channel: 'sms' });
+      const batch = await (await get('/admin/queues/api/queues/archive/batch-1', auth)).json();
+      expect((batch as { job: { data: { events: string[] } } }).job.data.events).toEqual([event.id]);
+      for (const text of [listing, JSON.stringify(shown), JSON.stringify(batch)]) {
+        expect(text).not.toContain(body);
+        expect(text).not.toContain('+447700900123');
+      }
+    });
+
     it('changes nothing: jobs cannot be retried, removed or paused from the board', async () => {
       await startIngest({ HOLDFAST_ADMIN_API_KEY: ADMIN_KEY });
       const archive = new Queue(QUEUES.archive, { connection: { url: redis.url }, prefix: QUEUE_PREFIX });
@@ -171,8 +209,47 @@ describe('ingest operations surface', () => {
     });
   });
 
+  describe('a full spool backlog (HOLDFAST_SPOOL_MAX_BACKLOG)', () => {
+    it('answers 503 with Retry-After and HOLDFAST_ERR_BACKLOG_FULL, having written nothing, and logs it once', async () => {
+      await startIngest({ HOLDFAST_SPOOL_MAX_BACKLOG: '1' });
+      const post = (subject: string) =>
+        fetch(`${ingest!.url}/v1/records`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ category: 'audit-log', type: 'audit.login', subject, data: {} }),
+        });
+      // Nothing archives here, so the first record stays in the backlog.
+      expect((await post('user-1')).status).toBe(202);
+      for (const subject of ['user-2', 'user-3']) {
+        const refused = await post(subject);
+        expect(refused.status).toBe(503);
+        expect(refused.headers.get('retry-after')).toBe('5');
+        const body = (await refused.json()) as { error: { code: string; message: string } };
+        expect(body.error.code).toBe('HOLDFAST_ERR_BACKLOG_FULL');
+        expect(body.error.message).toMatch(/HOLDFAST_SPOOL_MAX_BACKLOG=1/);
+      }
+      expect(ingest!.writer.stats().spool.unacked).toBe(1);
+      expect(logs.match(/spool backlog at its limit/g)).toHaveLength(1);
+    });
+  });
+
   describe('/metrics and the published spool state', () => {
-    it("export the ingest spool's backlog and fsyncs, and publish it to holdfast:spools until closed", async () => {
+    it('fails to start when its ops port is taken, leaving nothing open: the same spool starts at once after', async () => {
+      const taken = createServer();
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      const { port } = taken.address() as AddressInfo;
+      try {
+        await expect(startIngest({ HOLDFAST_METRICS_PORT: String(port) })).rejects.toThrow(/EADDRINUSE/);
+        ingest = undefined;
+      } finally {
+        await new Promise<void>((resolve) => taken.close(() => resolve()));
+      }
+      // The spool's directory lock was released: a second start on it succeeds.
+      await startIngest();
+      expect((await fetch(`${ingest!.opsUrl}/healthz`)).status).toBe(200);
+    });
+
+    it("export the ingest spool's backlog and fsyncs on the ops port only, and publish it to holdfast:spools until closed", async () => {
       await startIngest();
       const res = await fetch(`${ingest!.url}/v1/records`, {
         method: 'POST',
@@ -181,17 +258,28 @@ describe('ingest operations surface', () => {
       });
       expect(res.status).toBe(202);
 
-      const metrics = await get('/metrics');
+      // Not on the public port, which faces the providers and the internet...
+      const publicMetrics = await get('/metrics');
+      expect(publicMetrics.status).toBe(404);
+      await publicMetrics.body?.cancel();
+      // ...but on HOLDFAST_METRICS_PORT, where the PodMonitor scrapes every Holdfast pod.
+      expect(new URL(ingest!.opsUrl).port).not.toBe(new URL(ingest!.url).port);
+      const metrics = await fetch(`${ingest!.opsUrl}/metrics`);
       expect(metrics.status).toBe(200);
       expect(metrics.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
       const text = await metrics.text();
       // Nothing archives here, so the record stays in the backlog.
       expect(text).toMatch(/holdfast_spool_backlog\{service="ingest"\} 1\n/);
+      expect(text).toMatch(/holdfast_spool_backlog_limit\{service="ingest"\} 250000\n/);
       expect(text).toMatch(/holdfast_spool_oldest_unacked_seconds\{service="ingest"\} \d/);
       expect(
         Number(/holdfast_spool_fsync_seconds_count\{service="ingest"\} (\d+)/.exec(text)?.[1]),
       ).toBeGreaterThan(0);
       expect(text).toMatch(/process_resident_memory_bytes \d+/);
+      const ready = await fetch(`${ingest!.opsUrl}/readyz`);
+      expect(await ready.json()).toEqual({ status: 'ready', checks: { spool: 'ok', redis: 'ok' } });
+      const publicReady = await get('/readyz');
+      expect(await publicReady.json()).toEqual({ status: 'ready', checks: { spool: 'ok', redis: 'ok' } });
 
       const published = async () =>
         Object.entries(await client.hgetall(SPOOL_STATE_KEY)).filter(([field]) =>

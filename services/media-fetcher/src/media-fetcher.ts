@@ -132,6 +132,7 @@ export async function start(
     redisUrl,
     logger: log,
     redeliverAfterMs: options.redeliverAfterMs,
+    maxBacklog: config.spoolMaxBacklog,
   });
   // The spool locks its directory to one process, so whatever is in tmp/ is a dead run's leftovers.
   const tmpDir = join(spoolDir, 'tmp');

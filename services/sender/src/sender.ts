@@ -118,6 +118,7 @@ export async function start(
     redisUrl,
     logger: log,
     redeliverAfterMs: options.redeliverAfterMs,
+    maxBacklog: config.spoolMaxBacklog,
   });
   const redis = createRedisConnection(redisUrl, 'worker', 'holdfast-sender-markers', log);
   const attempts = new SendAttempts(redis, writer, log);

@@ -455,6 +455,8 @@ async function rawBullmq(fleet: BenchFleet, count: number, warm: number): Promis
 export interface EmailRun {
   holdfast: ThroughputRun & { outboxFiles: number };
   baseline: ThroughputRun;
+  /** The disk's bare rate for the store's per-version file work, just before the Holdfast run. */
+  diskFileCreates: { perSecond: number; objects: number };
 }
 
 /**
@@ -473,6 +475,9 @@ export async function measureEmail(ctx: BenchContext, count: number): Promise<Em
 
     ctx.log(`email ${count}: raw BullMQ flow baseline`);
     const baseline = await rawFlow(fleet, count, warm);
+    // Each email archives four versions (the .eml, its sidecar, two outcome events): which state
+    // the disk was in says how much of the run's cost was the kernel's.
+    const diskFileCreates = await fileCreateFloor(join(fleet.dir, 'file-create-floor'), ctx.quick ? 0.5 : 2);
 
     ctx.log(`email ${count}: Holdfast sendEmail -> spool -> archive -> send`);
     let lastLog = 0;
@@ -503,6 +508,7 @@ export async function measureEmail(ctx: BenchContext, count: number): Promise<Em
     return {
       holdfast: { ...throughput(load, endToEndMs, count), redis, cpu: cpuCost, outboxFiles },
       baseline,
+      diskFileCreates,
     };
   } finally {
     await fleet.close();

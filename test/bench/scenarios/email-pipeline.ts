@@ -16,6 +16,13 @@ async function run(ctx: BenchContext) {
         { name: 'raw BullMQ flow (parent + child, no-op)', value: b.endToEndPerSecond },
         { kind: 'min-ratio', limit: 0.5 },
       ),
+      // Each email archives four versions, a key directory and two files each: this is the
+      // disk's bare rate for that file work, taken just before, so a report says which state the
+      // run met (see the records scenario).
+      figure('emails/s end to end vs the disk creating archive versions bare', h.endToEndPerSecond, '/s', {
+        name: 'versions/s: mkdir + 2 small files + rename, 16 at a time, no fsync',
+        value: r.diskFileCreates.perSecond,
+      }),
       figure('sendEmail() submit rate', h.submitPerSecond, '/s', {
         name: 'raw FlowProducer.add rate',
         value: b.submitPerSecond,

@@ -130,7 +130,7 @@ export const ingestScenario: Scenario = {
     const durationS = ctx.quick ? 3 : 10;
     const redis = await startRedis();
     const dir = await tempDir('holdfast-bench-ingest-');
-    const [ingestPort, barePort] = [await freePort(), await freePort()];
+    const [ingestPort, opsPort, barePort] = [await freePort(), await freePort(), await freePort()];
     const env = {
       REDIS_URL: redis.url,
       HOLDFAST_SPOOL_DIR: join(dir.path, 'spool'),
@@ -141,7 +141,7 @@ export const ingestScenario: Scenario = {
     const ingest = await startChild({
       name: 'ingest',
       role: 'ingest',
-      env: { ...env, PORT: String(ingestPort) },
+      env: { ...env, PORT: String(ingestPort), HOLDFAST_METRICS_PORT: String(opsPort) },
       logDir: join(dir.path, 'logs'),
       ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
     });
@@ -159,7 +159,8 @@ export const ingestScenario: Scenario = {
       );
       await paced(ingestUrl, 1, 200);
       await paced(bareUrl, 1, 200);
-      const ingestBase = `http://127.0.0.1:${ingestPort}`;
+      // Its /metrics is on the ops port, not the public one.
+      const ingestBase = `http://127.0.0.1:${opsPort}`;
       const insideBefore = await scrapeIngest(ingestBase);
       const fixed = await paced(ingestUrl, durationS, FIXED_RATE);
       const insideAfter = await scrapeIngest(ingestBase);

@@ -1,7 +1,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { QUEUES } from '@holdfast/core';
+import { payloadView, QUEUES } from '@holdfast/core';
 import { openQueue } from '@holdfast/producer';
 import type { FastifyInstance } from 'fastify';
 import type { IngestDeps } from '../ingest-deps.ts';
@@ -16,7 +16,9 @@ export const QUEUE_BOARD_PATH = '/admin/queues';
  *
  * Read-only: retrying, removing or promoting jobs from a dashboard would change the pipeline
  * without the operator event every such change must leave in the archive; `holdfast dlq` does
- * those, on the record.
+ * those, on the record. A job's payload shows as `holdfast dlq show` prints it (`payloadView`):
+ * the event's envelope and the payload's size, never the message bodies or record contents it
+ * carries.
  */
 export async function queueBoardRoutes(app: FastifyInstance, deps: IngestDeps): Promise<void> {
   const key = deps.config.adminApiKey;
@@ -31,7 +33,11 @@ export async function queueBoardRoutes(app: FastifyInstance, deps: IngestDeps): 
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(QUEUE_BOARD_PATH);
   createBullBoard({
-    queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false })),
+    queues: queues.map((q) => {
+      const adapter = new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false });
+      adapter.setFormatter('data', payloadView);
+      return adapter;
+    }),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Holdfast' } },
   });

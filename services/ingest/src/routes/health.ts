@@ -1,36 +1,36 @@
-import { type HoldfastMetrics, renderMetrics } from '@holdfast/producer';
+import { readiness } from '@holdfast/producer';
 import type { FastifyInstance } from 'fastify';
 import type { IngestDeps } from '../ingest-deps.ts';
 
 /**
- * `/healthz`: the process answers. `/readyz`: it can accept work (spool writable, Redis
- * reachable). `/metrics`: Prometheus text of the service's metrics (process and spool).
+ * What ingest needs to accept work, each answering 'ok' or why not: its spool can write, Redis
+ * answers. `/readyz` here and on the ops port both run these.
  */
-export async function healthRoutes(
-  app: FastifyInstance,
-  deps: IngestDeps,
-  { registry }: HoldfastMetrics,
-): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }));
-
-  app.get('/metrics', async (_req, reply) =>
-    reply.type(registry.contentType).send(await renderMetrics(registry)),
-  );
-
-  app.get('/readyz', async (_req, reply) => {
-    const spool = deps.writer.stats().spool;
-    const redis = await Promise.race([
+export function readinessChecks(
+  deps: Pick<IngestDeps, 'writer' | 'redis'>,
+): Record<string, () => Promise<string>> {
+  return {
+    spool: async () =>
+      deps.writer.stats().spool.failed ? 'failed: a write or fsync failed; restart to reopen' : 'ok',
+    redis: () =>
       deps.redis.ping().then(
         () => 'ok',
         (error: Error) => error.message,
       ),
-      new Promise<string>((resolve) => setTimeout(() => resolve('timed out'), 1000).unref()),
-    ]);
-    const checks = {
-      spool: spool.failed ? 'failed: a write or fsync failed; restart to reopen' : 'ok',
-      redis,
-    };
-    const ready = checks.spool === 'ok' && checks.redis === 'ok';
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', checks });
+  };
+}
+
+/**
+ * `/healthz`: the process answers. `/readyz`: it can accept work. The load balancer probes these
+ * on the public port; `/metrics` is not here but on the ops port (`HOLDFAST_METRICS_PORT`), as on
+ * every worker, so what the process says about itself is not served to the internet.
+ */
+export async function healthRoutes(app: FastifyInstance, deps: IngestDeps): Promise<void> {
+  const checks = readinessChecks(deps);
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const report = await readiness(checks);
+    return reply.code(report.status === 'ready' ? 200 : 503).send(report);
   });
 }
