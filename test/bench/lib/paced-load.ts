@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Latency, type LatencySummary } from './histogram.ts';
 
@@ -19,6 +20,8 @@ export interface PacedLoadResult {
   achieved: number;
   non2xx: number;
   errors: number;
+  /** The generator's own event-loop delay over the run: a stall here delays sends and reads. */
+  generatorLoopDelay: { p99Ms: number; maxMs: number };
 }
 
 /**
@@ -61,6 +64,8 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
     inFlight.add(done);
     void done.then(() => inFlight.delete(done));
   };
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const start = process.hrtime.bigint();
   let next = 0;
   while (next < total) {
@@ -72,5 +77,7 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
   await Promise.all(inFlight);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   agent.destroy();
-  return { latency: latency.summary(), achieved: total / seconds, non2xx, errors };
+  loop.disable();
+  const generatorLoopDelay = { p99Ms: loop.percentile(99) / 1e6, maxMs: loop.max / 1e6 };
+  return { latency: latency.summary(), achieved: total / seconds, non2xx, errors, generatorLoopDelay };
 }
