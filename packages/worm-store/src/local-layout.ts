@@ -1,5 +1,5 @@
 /**
- * On-disk layout of the local WORM store (format 1):
+ * On-disk layout of the local WORM store (format 2; format 1 stores open and are upgraded):
  *
  * ```
  * <dir>/holdfast-worm-store.json          format marker
@@ -7,7 +7,8 @@
  * <dir>/journal/<owner>.<inst>-<seq>.journal  write-ahead journal segments (local-journal.ts): puts
  *                                         not yet checkpointed; replayed on open if the owner died
  * <dir>/objects/<seg>/<seg>/…/<seg>/      one directory per key segment ("key node")
- *     @<versionId>.blob                   the version's bytes (0444, never rewritten)
+ *     @<versionId>.blob                   the version's bytes (0444, never rewritten); absent when
+ *                                         they are small and kept in the manifest (format 2)
  *     @<versionId>.<generation>.json      its manifest; the highest generation is current (0444)
  * ```
  *
@@ -21,7 +22,15 @@ import { join } from 'node:path';
 import { InvalidKeyError, StoreCorruptError } from './errors.ts';
 
 export const FORMAT_FILE = 'holdfast-worm-store.json';
-export const FORMAT = Object.freeze({ format: 'holdfast-local-worm-store', version: 1 });
+export const FORMAT = Object.freeze({ format: 'holdfast-local-worm-store', version: 2 });
+/** Format 1 differs only in never keeping bytes in a manifest: such a store is read as it is. */
+export const UPGRADABLE_FORMAT_VERSION = 1;
+/**
+ * A version placed through the journal with at most this many bytes keeps them in its manifest
+ * (base64), not in a blob file: one file fewer to create per version, which is most of what a
+ * small put costs the kernel (`test/bench/tools/inline-body-probe.ts`: 1.55x versions/s).
+ */
+export const INLINE_MAX_BYTES = 4096;
 export const OBJECTS_DIR = 'objects';
 export const TMP_DIR = 'tmp';
 export const JOURNAL_DIR = 'journal';
@@ -86,6 +95,8 @@ export interface VersionManifest {
   lastModified: string;
   /** Set on the tombstone generation that deleteVersion writes before removing the files. */
   deletedAt?: string;
+  /** The bytes, base64, of a version of at most INLINE_MAX_BYTES; absent: they are in the blob. */
+  inline?: string;
 }
 
 export function parseManifest(text: string, where: string): VersionManifest {
@@ -109,7 +120,8 @@ export function parseManifest(text: string, where: string): VersionManifest {
     m.mode !== 'COMPLIANCE' ||
     typeof m.retainUntil !== 'string' ||
     typeof m.legalHold !== 'boolean' ||
-    typeof m.lastModified !== 'string'
+    typeof m.lastModified !== 'string' ||
+    (m.inline !== undefined && typeof m.inline !== 'string')
   ) {
     throw new StoreCorruptError(where, 'manifest is not a format-1 version manifest');
   }

@@ -29,6 +29,7 @@ import {
   FORMAT,
   FORMAT_FILE,
   hostTag,
+  INLINE_MAX_BYTES,
   JOURNAL_DIR,
   keyDir,
   manifestName,
@@ -39,6 +40,7 @@ import {
   parseTempName,
   type TempOwner,
   TMP_DIR,
+  UPGRADABLE_FORMAT_VERSION,
   type VersionManifest,
 } from './local-layout.ts';
 import type {
@@ -135,6 +137,18 @@ async function isAbandoned(owner: TempOwner, path: string): Promise<boolean> {
 
 function ignoreMissing(err: unknown): void {
   if (!isErrno(err, 'ENOENT')) throw err;
+}
+
+/**
+ * Where a journaled version's bytes go: into its manifest when small (no blob file to create),
+ * else a blob file of their own.
+ */
+function placement(
+  manifest: VersionManifest,
+  body: Uint8Array,
+): { manifest: VersionManifest; blob: Uint8Array | undefined } {
+  if (body.byteLength > INLINE_MAX_BYTES) return { manifest, blob: body };
+  return { manifest: { ...manifest, inline: Buffer.from(body).toString('base64') }, blob: undefined };
 }
 
 /** Whether `path` holds exactly the version's bytes (a crash can leave it missing or torn). */
@@ -294,8 +308,9 @@ export class LocalWormStore implements ObjectStore {
           lastModified: this.#clock().toISOString(),
         };
         if (journaled) {
+          const placed = placement(manifest, body);
           await this.#journal.write({ manifest, ifNoneMatch: v.ifNoneMatch === true, body }, () =>
-            this.#place(dir, created, manifest, body, true),
+            this.#place(dir, created, placed.manifest, placed.blob, true),
           );
           return { key: v.key, versionId, sha256: v.sha256 };
         }
@@ -352,12 +367,15 @@ export class LocalWormStore implements ObjectStore {
         const found = await this.#resolve(key, versionId);
         if (!found) break;
         let body: Buffer;
-        try {
-          body = await readFile(join(found.dir, blobName(found.manifest.versionId)));
-        } catch (err) {
-          // Deleted between reading the manifest and the bytes: look again.
-          if (isErrno(err, 'ENOENT')) continue;
-          throw err;
+        if (found.manifest.inline !== undefined) body = Buffer.from(found.manifest.inline, 'base64');
+        else {
+          try {
+            body = await readFile(join(found.dir, blobName(found.manifest.versionId)));
+          } catch (err) {
+            // Deleted between reading the manifest and the bytes: look again.
+            if (isErrno(err, 'ENOENT')) continue;
+            throw err;
+          }
         }
         const actual = sha256Hex(body);
         if (body.byteLength !== found.manifest.size || actual !== found.manifest.sha256) {
@@ -435,7 +453,9 @@ export class LocalWormStore implements ObjectStore {
             throw new ObjectRetainedError(key, m.versionId, retainUntil, m.legalHold);
           }
           if (m.legalHold) throw new ObjectHeldError(key, m.versionId);
-          return { ...m, deletedAt: now.toISOString() };
+          // The tombstone must not carry the bytes it disposes of.
+          const { inline: _disposed, ...kept } = m;
+          return { ...kept, deletedAt: now.toISOString() };
         },
         { missingIsOk: true },
       );
@@ -480,13 +500,13 @@ export class LocalWormStore implements ObjectStore {
     } catch (err) {
       ignoreMissing(err);
     }
-    if (text === undefined) {
+    const write = async () => {
       const tmp = join(this.#tmp, `${ownerTag(OWNER)}.${randomUUID()}.format.json`);
       await writeFileSynced(tmp, `${JSON.stringify(FORMAT)}\n`);
       await rename(tmp, path);
       await fsyncDir(this.#root);
-      return;
-    }
+    };
+    if (text === undefined) return write();
     let format: unknown;
     try {
       format = JSON.parse(text);
@@ -494,6 +514,8 @@ export class LocalWormStore implements ObjectStore {
       format = undefined;
     }
     const f = format as { format?: unknown; version?: unknown } | undefined;
+    // Marked before this process writes a manifest holding bytes, which format-1 code cannot read.
+    if (f?.format === FORMAT.format && f.version === UPGRADABLE_FORMAT_VERSION) return write();
     if (f?.format !== FORMAT.format || f.version !== FORMAT.version) {
       throw new InvalidStoreOptionsError(
         'dir',
@@ -504,9 +526,9 @@ export class LocalWormStore implements ObjectStore {
 
   /** Removes temp files of dead processes, and the blob a put left without its manifest. */
   /**
-   * Writes a journaled version in place, unsynced: bytes first (unless `body` is undefined: they
-   * are intact), then the manifest by rename so it appears whole. Returns the paths a checkpoint
-   * must make durable.
+   * Writes a journaled version in place, unsynced: the blob first (unless `body` is undefined:
+   * the bytes are in the manifest, or their blob is intact), then the manifest by rename so it
+   * appears whole. Returns the paths a checkpoint must make durable.
    */
   async #place(
     dir: string,
@@ -524,7 +546,8 @@ export class LocalWormStore implements ObjectStore {
     }
     const blob = join(dir, blobName(manifest.versionId));
     const final = join(dir, manifestName(manifest.versionId, 0));
-    touched.push(blob, final);
+    touched.push(final);
+    if (manifest.inline === undefined) touched.push(blob);
     const tmp = join(this.#tmp, `${ownerTag(OWNER)}.${manifest.versionId}.journaled.json`);
     let blobWritten = false;
     try {
@@ -544,13 +567,19 @@ export class LocalWormStore implements ObjectStore {
     return touched;
   }
 
-  async #manifestIntact(dir: string, manifest: VersionManifest): Promise<boolean> {
+  /** Generation 0 of the version as the crash left it, if whole (bytes it holds included). */
+  async #intactManifest(dir: string, manifest: VersionManifest): Promise<VersionManifest | undefined> {
+    let placed: VersionManifest | undefined;
     try {
-      return (await this.#readManifest(dir, manifest.versionId, 0))?.sha256 === manifest.sha256;
+      placed = await this.#readManifest(dir, manifest.versionId, 0);
     } catch (err) {
-      if (err instanceof StoreCorruptError) return false;
+      if (err instanceof StoreCorruptError) return undefined;
       throw err;
     }
+    if (placed?.sha256 !== manifest.sha256) return undefined;
+    if (placed.inline !== undefined && sha256Hex(Buffer.from(placed.inline, 'base64')) !== manifest.sha256)
+      return undefined;
+    return placed;
   }
 
   /** Replays the journal segments of processes that died before their checkpoint. */
@@ -579,6 +608,9 @@ export class LocalWormStore implements ObjectStore {
     const dir = keyDir(this.#root, manifest.key);
     const node = await this.#readNode(dir);
     const version = node.get(manifest.versionId) ?? { generations: [], blob: false };
+    // Later generations are written with a directory fsync, so only generation 0 can be torn.
+    const durable = version.generations.some((g) => g > 0);
+    let current: VersionManifest | undefined;
     if (version.generations.length === 0) {
       const other = [...node].some(([id, v]) => id !== manifest.versionId && v.generations.length > 0);
       // Never acknowledged, and another writer has since put the key: this put did not happen.
@@ -587,22 +619,28 @@ export class LocalWormStore implements ObjectStore {
         return [dir];
       }
     } else {
-      const current = await this.#readManifest(
-        dir,
-        manifest.versionId,
-        Math.max(...version.generations),
-      ).catch(() => undefined);
+      current = await this.#readManifest(dir, manifest.versionId, Math.max(...version.generations)).catch(
+        () => undefined,
+      );
       if (current?.deletedAt !== undefined) return [];
     }
     // Keep what survived intact; write again what the crash lost or tore.
     const created = await mkdir(dir, { recursive: true });
-    const blob = join(dir, blobName(manifest.versionId));
-    const blobIntact = await holdsBytes(blob, manifest);
-    if (!blobIntact) await unlink(blob).catch(ignoreMissing);
-    // Later generations are written with a directory fsync, so only generation 0 can be torn.
-    const manifestIntact =
-      version.generations.some((g) => g > 0) || (await this.#manifestIntact(dir, manifest));
-    return this.#place(dir, created, manifest, blobIntact ? undefined : body, !manifestIntact);
+    const intact = durable ? current : await this.#intactManifest(dir, manifest);
+    // The bytes stay where the surviving manifest says they are; a manifest written anew decides
+    // by their size, as the put did.
+    const placed = intact
+      ? { manifest: intact, blob: intact.inline === undefined ? body : undefined }
+      : durable
+        ? { manifest, blob: body }
+        : placement(manifest, body);
+    let blob = placed.blob;
+    if (blob !== undefined) {
+      const path = join(dir, blobName(manifest.versionId));
+      if (await holdsBytes(path, manifest)) blob = undefined;
+      else await unlink(path).catch(ignoreMissing);
+    }
+    return this.#place(dir, created, placed.manifest, blob, !durable && intact === undefined);
   }
 
   async #recoverTemp(): Promise<void> {

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalWormStore } from '../src/index.ts';
-import { blobName, hostTag, keyDir, ownerTag, TMP_DIR } from '../src/local-layout.ts';
+import { blobName, hostTag, INLINE_MAX_BYTES, keyDir, ownerTag, TMP_DIR } from '../src/local-layout.ts';
 import { newVersionId } from '../src/version-id.ts';
 
 let dir: string;
@@ -144,31 +144,127 @@ describe('LocalWormStore crash safety', () => {
 });
 
 describe('LocalWormStore on disk', () => {
-  it('keeps each key in its own directory with read-only (0444) bytes and manifest', async () => {
+  it('keeps each key in its own directory, read-only (0444): a small version as its manifest alone, a larger one with a blob', async () => {
     const store = await LocalWormStore.open({ dir });
     try {
-      const { versionId } = await put(store, 'records/tx/2031/03/01/a.json', '{"amount":1}');
+      const small = await put(store, 'records/tx/2031/03/01/a.json', '{"amount":1}');
       const node = keyDir(dir, 'records/tx/2031/03/01/a.json');
       expect(node).toBe(join(dir, 'objects', 'records', 'tx', '2031', '03', '01', 'a.json'));
-      const names = (await readdir(node)).sort();
-      expect(names).toEqual([`@${versionId}.0.json`, `@${versionId}.blob`]);
-      for (const name of names) expect((await stat(join(node, name))).mode & 0o777).toBe(0o444);
+      expect(await readdir(node)).toEqual([`@${small.versionId}.0.json`]);
+      const manifest = JSON.parse(await readFile(join(node, `@${small.versionId}.0.json`), 'utf8'));
+      expect(Buffer.from(manifest.inline, 'base64').toString()).toBe('{"amount":1}');
+
+      const largeText = 'x'.repeat(INLINE_MAX_BYTES + 1);
+      const large = await put(store, 'records/tx/2031/03/01/b.json', largeText);
+      const largeNode = keyDir(dir, 'records/tx/2031/03/01/b.json');
+      expect((await readdir(largeNode)).sort()).toEqual([
+        `@${large.versionId}.0.json`,
+        `@${large.versionId}.blob`,
+      ]);
+      expect(await readFile(join(largeNode, `@${large.versionId}.blob`), 'utf8')).toBe(largeText);
+      expect(
+        JSON.parse(await readFile(join(largeNode, `@${large.versionId}.0.json`), 'utf8')),
+      ).not.toHaveProperty('inline');
+      for (const [at, id] of [
+        [node, small.versionId],
+        [largeNode, large.versionId],
+      ] as const) {
+        for (const name of await readdir(at)) {
+          expect(name.startsWith(`@${id}.`)).toBe(true);
+          expect((await stat(join(at, name))).mode & 0o777).toBe(0o444);
+        }
+      }
       expect(keyDir(dir, '@x/%y')).toBe(join(dir, 'objects', '%@x', '%%y'));
     } finally {
       await store.close();
     }
   });
 
-  it('detects bytes changed on disk with StoreCorruptError', async () => {
+  it('detects bytes changed on disk with StoreCorruptError, in a blob or in a manifest', async () => {
     const store = await LocalWormStore.open({ dir });
     try {
-      const { versionId } = await put(store, 'audit/1.json', 'original');
-      const blob = join(keyDir(dir, 'audit/1.json'), blobName(versionId));
+      const large = await put(store, 'audit/1.json', 'original'.repeat(1000));
+      const blob = join(keyDir(dir, 'audit/1.json'), blobName(large.versionId));
       await rm(blob);
       await writeFile(blob, 'tampered');
       await expect(store.get('audit/1.json')).rejects.toMatchObject({ code: 'HOLDFAST_ERR_STORE_CORRUPT' });
+
+      const small = await put(store, 'audit/2.json', 'original');
+      const path = join(keyDir(dir, 'audit/2.json'), `@${small.versionId}.0.json`);
+      const manifest = JSON.parse(await readFile(path, 'utf8'));
+      await rm(path);
+      await writeFile(
+        path,
+        JSON.stringify({ ...manifest, inline: Buffer.from('tampered').toString('base64') }),
+      );
+      await expect(store.get('audit/2.json')).rejects.toMatchObject({ code: 'HOLDFAST_ERR_STORE_CORRUPT' });
     } finally {
       await store.close();
+    }
+  });
+
+  it('keeps no bytes of a disposed version on disk, a small one held in its manifest included', async () => {
+    let now = new Date('2031-01-01T00:00:00Z');
+    const store = await LocalWormStore.open({ dir, clock: () => now });
+    try {
+      const body = new TextEncoder().encode('dispose of me');
+      const { versionId } = await store.put({
+        key: 'audit/3.json',
+        body,
+        contentType: 'text/plain',
+        sha256: createHash('sha256').update(body).digest('hex'),
+        retainUntil: new Date('2031-01-02T00:00:00Z'),
+      });
+      now = new Date('2031-01-03T00:00:00Z');
+      await store.deleteVersion('audit/3.json', versionId);
+      const node = keyDir(dir, 'audit/3.json');
+      const left = await readdir(node).catch(() => []);
+      for (const name of left)
+        expect(await readFile(join(node, name), 'utf8')).not.toContain(Buffer.from(body).toString('base64'));
+      await expect(store.get('audit/3.json')).rejects.toMatchObject({
+        code: 'HOLDFAST_ERR_OBJECT_NOT_FOUND',
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('opens a format-1 store (bytes always in blobs) as it is, reads it, and marks it format 2', async () => {
+    const store = await LocalWormStore.open({ dir });
+    const large = await put(store, 'old/1.json', 'y'.repeat(INLINE_MAX_BYTES + 10));
+    await store.close();
+    // What format-1 code wrote for a small version: a blob and a manifest without the bytes.
+    const node = keyDir(dir, 'old/1.json');
+    const text = 'written by format 1';
+    const manifest = JSON.parse(await readFile(join(node, `@${large.versionId}.0.json`), 'utf8'));
+    const oldVersion = newVersionId();
+    const oldNode = keyDir(dir, 'old/2.json');
+    await mkdir(oldNode, { recursive: true });
+    await writeFile(join(oldNode, `@${oldVersion}.blob`), text);
+    await writeFile(
+      join(oldNode, `@${oldVersion}.0.json`),
+      JSON.stringify({
+        ...manifest,
+        key: 'old/2.json',
+        versionId: oldVersion,
+        size: text.length,
+        sha256: createHash('sha256').update(text).digest('hex'),
+      }),
+    );
+    const marker = join(dir, 'holdfast-worm-store.json');
+    await rm(marker);
+    await writeFile(marker, '{"format":"holdfast-local-worm-store","version":1}\n');
+
+    const reopened = await LocalWormStore.open({ dir });
+    try {
+      expect(Buffer.from((await reopened.get('old/2.json')).body).toString()).toBe(text);
+      expect((await reopened.get('old/1.json')).head.versionId).toBe(large.versionId);
+      expect(JSON.parse(await readFile(marker, 'utf8'))).toEqual({
+        format: 'holdfast-local-worm-store',
+        version: 2,
+      });
+    } finally {
+      await reopened.close();
     }
   });
 

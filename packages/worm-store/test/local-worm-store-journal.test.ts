@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalWormStore } from '../src/index.ts';
-import { blobName, JOURNAL_DIR, keyDir, manifestName } from '../src/local-layout.ts';
+import { blobName, INLINE_MAX_BYTES, JOURNAL_DIR, keyDir, manifestName } from '../src/local-layout.ts';
 
 let dir: string;
 const children: ChildProcess[] = [];
@@ -61,13 +61,25 @@ describe('LocalWormStore journal', () => {
     const acked = await writeThenDie(12);
     expect(await readdir(join(dir, JOURNAL_DIR))).toHaveLength(1);
 
-    // What a power loss can do to writes that were never synced: lose or tear any of them.
-    const [lostDir, lostBlob, lostManifest, tornBlob, tornManifest] = acked;
+    // What a power loss can do to writes that were never synced: lose or tear any of them. Small
+    // versions keep their bytes in the manifest; larger ones have a blob as well.
+    const small = acked.filter((a) => a.body.length <= INLINE_MAX_BYTES);
+    const large = acked.filter((a) => a.body.length > INLINE_MAX_BYTES);
+    expect([small.length, large.length]).toEqual([6, 6]);
+    const [lostDir, lostManifest, tornManifest, cutManifest] = small;
+    const [lostLargeDir, lostBlob, tornBlob, lostLargeManifest] = large;
+    const manifestOf = (a: Acked) => join(keyDir(dir, a.key), manifestName(a.versionId, 0));
+    const blobOf = (a: Acked) => join(keyDir(dir, a.key), blobName(a.versionId));
+    for (const a of small) expect(await readdir(keyDir(dir, a.key))).toEqual([manifestName(a.versionId, 0)]);
     await rm(keyDir(dir, lostDir!.key), { recursive: true });
-    await unlink(join(keyDir(dir, lostBlob!.key), blobName(lostBlob!.versionId)));
-    await unlink(join(keyDir(dir, lostManifest!.key), manifestName(lostManifest!.versionId, 0)));
-    await truncate(join(keyDir(dir, tornBlob!.key), blobName(tornBlob!.versionId)), 100);
-    await truncate(join(keyDir(dir, tornManifest!.key), manifestName(tornManifest!.versionId, 0)), 0);
+    await rm(keyDir(dir, lostLargeDir!.key), { recursive: true });
+    await unlink(blobOf(lostBlob!));
+    await unlink(manifestOf(lostManifest!));
+    await unlink(manifestOf(lostLargeManifest!));
+    await truncate(blobOf(tornBlob!), 100);
+    await truncate(manifestOf(tornManifest!), 0);
+    // Torn inside the bytes it holds: still JSON-looking up to there, but not whole.
+    await truncate(manifestOf(cutManifest!), 600);
 
     const store = await LocalWormStore.open({ dir });
     try {
@@ -76,6 +88,13 @@ describe('LocalWormStore journal', () => {
         expect(got.head.versionId).toBe(versionId);
         expect(Buffer.from(got.body).toString()).toBe(body);
       }
+      // Written back where the put placed them: small ones still without a blob.
+      for (const a of small)
+        expect(await readdir(keyDir(dir, a.key))).toEqual([manifestName(a.versionId, 0)]);
+      for (const a of large)
+        expect((await readdir(keyDir(dir, a.key))).sort()).toEqual(
+          [manifestName(a.versionId, 0), blobName(a.versionId)].sort(),
+        );
       // Replayed, made durable, dropped.
       expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
     } finally {
@@ -84,7 +103,8 @@ describe('LocalWormStore journal', () => {
   });
 
   it('drops a conditional put the crash cut short when another writer has put the key since', async () => {
-    const [cutShort] = await writeThenDie(1);
+    // The second object is large enough to have a blob, which the replay must remove.
+    const [, cutShort] = await writeThenDie(2);
     // The crash lost the version's manifest: it was never visible, so the key still looks free.
     await unlink(join(keyDir(dir, cutShort!.key), manifestName(cutShort!.versionId, 0)));
     // Another process (here: a second instance that skips replay by being "alive") puts the key.

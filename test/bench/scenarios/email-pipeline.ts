@@ -20,7 +20,7 @@ async function run(ctx: BenchContext) {
       // disk's bare rate for that file work, taken just before, so a report says which state the
       // run met (see the records scenario).
       figure('emails/s end to end vs the disk creating archive versions bare', h.endToEndPerSecond, '/s', {
-        name: 'versions/s: mkdir + 2 small files + rename, 16 at a time, no fsync',
+        name: 'versions/s: mkdir + manifest holding the bytes + rename, 16 at a time, no fsync',
         value: r.diskFileCreates.perSecond,
       }),
       figure('sendEmail() submit rate', h.submitPerSecond, '/s', {

@@ -24,7 +24,7 @@ async function run(ctx: BenchContext) {
             // Each record is one archived version: a key directory and two files. The disk's
             // bare rate for that file work, taken just before, says which state the run met.
             figure('events/s end to end vs the disk creating their files bare', h.endToEndPerSecond, '/s', {
-              name: 'mkdir + 2 small files + rename, 16 at a time, no fsync',
+              name: 'mkdir + manifest holding the bytes + rename, 16 at a time, no fsync',
               value: r.diskFileCreates.perSecond,
             }),
           ]
