@@ -635,11 +635,12 @@ export class LocalWormStore implements ObjectStore {
         ? { manifest, blob: body }
         : placement(manifest, body);
     let blob = placed.blob;
-    if (blob !== undefined) {
-      const path = join(dir, blobName(manifest.versionId));
-      if (await holdsBytes(path, manifest)) blob = undefined;
-      else await unlink(path).catch(ignoreMissing);
-    }
+    const blobPath = join(dir, blobName(manifest.versionId));
+    // Bytes kept in the manifest need no blob; one left by format-1 code before a torn manifest
+    // would only be an orphan.
+    if (blob === undefined || !(await holdsBytes(blobPath, manifest)))
+      await unlink(blobPath).catch(ignoreMissing);
+    else blob = undefined;
     return this.#place(dir, created, placed.manifest, blob, !durable && intact === undefined);
   }
 
