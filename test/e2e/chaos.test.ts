@@ -231,8 +231,8 @@ describe('chaos: 10,000 messages through crashes, a Redis restart and a store ou
     const settledMs = Date.now() - started;
     // A clean stop: every process exits 0 within its deadline. Senders first: a sender closing
     // enqueues the outcome events it spooled last, and the archivers must still be there to
-    // archive them (stopped first, they left such a job waiting and the spool check below
-    // failing, in one CI run).
+    // archive them (stopped first, they can leave such a job waiting: the likely cause of the
+    // spool check below failing in one CI run).
     const archive = new Queue(QUEUES.archive, { connection: { url: redis.url }, prefix: QUEUE_PREFIX });
     try {
       for (const p of processes.filter((p) => p.service === 'sender'))

@@ -190,16 +190,16 @@ export class EventWriter {
       await writer.close();
       throw error;
     }
+    writer.#startDraining();
     if (writer.#pending.size > 0) {
       logger.info(
         { backlog: writer.#pending.size },
         'spool has unacknowledged events from an earlier run; draining',
       );
+      // Everything left from the previous run is due now: its process is gone. (Until Redis is
+      // ready this pass does nothing; the 'ready' listener runs it then.)
+      void writer.drain(0).catch(() => {});
     }
-    writer.#startDraining();
-    // Everything left from the previous run is due now: its process is gone. (Until Redis is
-    // ready this pass does nothing; the 'ready' listener runs it then.)
-    if (writer.#pending.size > 0) void writer.drain(0).catch(() => {});
     return writer;
   }
 
