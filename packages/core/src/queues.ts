@@ -55,8 +55,30 @@ export function discardedKeyOf(queue: QueueName, jobId: string): string {
 /** How long a discard tombstone is kept: longer than any spool waits to be drained. */
 export const DISCARDED_TTL_SECONDS = 30 * 24 * 3600;
 
+/**
+ * Where a worker reports a finished job to the producer that is waiting for it: an ack stream
+ * per event writer (`holdfast:acks:<writer id>`), so a writer reads its own completions rather
+ * than every completion of every queue. A job carries the address in `ackTo`; the writer's
+ * drainer still covers an ack that never came (a worker crash, a writer restarted since).
+ */
+export function ackStreamKeyOf(writerId: string): string {
+  return `${QUEUE_PREFIX}:acks:${writerId}`;
+}
+
+/** The most entries an ack stream keeps (approximately): a writer this far behind drains instead. */
+export const ACK_STREAM_MAX_LEN = 10_000;
+
+/** An ack stream outlives its writer by this much, then Redis drops it. */
+export const ACK_STREAM_TTL_SECONDS = 24 * 3600;
+
+/** The ack address an event writer puts on the jobs it waits for (absent on jobs added otherwise). */
+export interface AddressedJobData {
+  /** The id of the event writer to tell when the job has finished; see `ackStreamKeyOf`. */
+  ackTo?: string;
+}
+
 /** Payload of an `archive` job: one event to write under lock. */
-export interface ArchiveJobData {
+export interface ArchiveJobData extends AddressedJobData {
   event: EventEnvelope;
 }
 
@@ -78,7 +100,7 @@ export function archiveBatchJobId(eventIds: readonly string[]): string {
 }
 
 /** Payload of an `archive-batch` job: events to write under lock, each as its own object(s). */
-export interface ArchiveBatchJobData {
+export interface ArchiveBatchJobData extends AddressedJobData {
   events: EventEnvelope[];
 }
 
@@ -108,7 +130,7 @@ export interface ArchiveJobResult {
 }
 
 /** Payload of a `send-*` job: the submitted message event. Its archive child must complete first. */
-export interface SendJobData {
+export interface SendJobData extends AddressedJobData {
   event: EventEnvelope;
 }
 

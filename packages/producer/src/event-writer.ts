@@ -14,8 +14,9 @@ import {
   ValidationError,
 } from '@holdfast/core';
 import { Spool } from '@holdfast/spool';
-import { FlowProducer, Queue, QueueEvents } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { type Ack, AckListener } from './ack-stream.ts';
 import { BacklogFullError, NotDurableError, ProducerClosedError } from './errors.ts';
 import { createRedisConnection } from './redis-connection.ts';
 import {
@@ -99,7 +100,9 @@ export class EventWriter {
   readonly #redis: Redis;
   readonly #queues: Map<QueueName, Queue>;
   readonly #flows: FlowProducer;
-  readonly #events = new Map<QueueName, { events: QueueEvents; connection: Redis }>();
+  /** Where the workers report the jobs this writer added (`ackTo` on each): its spool's id. */
+  readonly #writerId: string;
+  readonly #acks: AckListener;
   /** Unacknowledged event id -> the queues whose jobs have yet to complete before it is acknowledged. */
   readonly #pending = new Map<string, Set<QueueName>>();
   readonly #inflight = new Set<Promise<void>>();
@@ -129,6 +132,7 @@ export class EventWriter {
     options: Required<Omit<EventWriterOptions, 'logger'>> & { logger: Logger },
   ) {
     this.#spool = spool;
+    this.#writerId = spool.id;
     this.#log = options.logger;
     this.#redisUrl = options.redisUrl;
     this.#redeliverAfterMs = options.redeliverAfterMs;
@@ -142,9 +146,13 @@ export class EventWriter {
     const quiet = (error: Error) => this.#log.debug({ err: error.message }, 'queue client error');
     this.#flows.on('error', quiet);
     for (const queue of this.#queues.values()) queue.on('error', quiet);
-    // Listen from the start: QueueEvents reads only events after it connects, so a listener
-    // created on the first submit would miss completions that beat it.
-    for (const queue of COMPLETION_QUEUES) this.#listen(queue);
+    this.#acks = new AckListener({
+      writerId: this.#writerId,
+      redis: this.#redis,
+      redisUrl: options.redisUrl,
+      log: this.#log,
+      onAck: (ack) => this.#acked(ack),
+    });
   }
 
   /**
@@ -359,8 +367,7 @@ export class EventWriter {
     clearInterval(this.#timer);
     await Promise.allSettled([...this.#inflight]);
     await this.#draining?.catch(() => {});
-    await Promise.allSettled([...this.#events.values()].map(({ events }) => events.close()));
-    for (const { connection } of this.#events.values()) connection.disconnect();
+    await this.#acks.close();
     await Promise.allSettled([this.#flows.close(), ...[...this.#queues.values()].map((q) => q.close())]);
     this.#redis.disconnect();
     await this.#spool.close();
@@ -369,6 +376,7 @@ export class EventWriter {
   async #drainOnce(olderThanMs: number): Promise<DrainReport> {
     const report: DrainReport = { acked: 0, requeued: 0, waiting: 0, failed: 0 };
     if (this.#redis.status !== 'ready') return report;
+    await this.#acks.keepAlive();
     // An id without a pending entry, or whose enqueue is under way, is being submitted right
     // now: its submit enqueues it.
     const due = this.#spool
@@ -499,9 +507,12 @@ export class EventWriter {
     for (const queue of queues) await this.#add(enqueueFor(route, event, queue));
   }
 
+  /** Adds the job(s), the one this writer waits for addressed to it (a flow's child is not). */
   async #add(enqueue: Enqueue): Promise<void> {
-    if (enqueue.kind === 'flow') await this.#flows.add(enqueue.flow);
-    else await this.#queues.get(enqueue.queue)!.add(enqueue.name, enqueue.data, enqueue.opts);
+    const ackTo = this.#writerId;
+    if (enqueue.kind === 'flow')
+      await this.#flows.add({ ...enqueue.flow, data: { ...enqueue.flow.data, ackTo } });
+    else await this.#queues.get(enqueue.queue)!.add(enqueue.name, { ...enqueue.data, ackTo }, enqueue.opts);
   }
 
   /** The jobs that `ids` wait for: each event's own, or the batch an archive write is part of. */
@@ -563,23 +574,15 @@ export class EventWriter {
     return true;
   }
 
-  /** Completions arrive as queue events; the drainer covers any this process missed. */
-  #listen(queue: QueueName): void {
-    if (this.#events.has(queue)) return;
-    // BullMQ does not close a connection it was handed: keep it to close it ourselves.
-    const connection = createRedisConnection(this.#redisUrl, 'worker', 'holdfast-events', this.#log);
-    const events = new QueueEvents(queue, { connection, prefix: QUEUE_PREFIX });
-    events.on('error', (error) => this.#log.debug({ err: error.message }, 'queue events connection error'));
-    const finished = (jobId: string, result: unknown) => {
-      const ids = this.#batches.get(jobId) ?? [jobId];
-      this.#jobFinished({ jobId, queue, ids }, result).catch((error) =>
-        this.#log.warn({ jobId, err: error.message }, 'spool ack failed; the drainer will retry'),
-      );
-    };
-    events.on('completed', ({ jobId, returnvalue }) => finished(jobId, returnvalue));
-    // Emitted once a job failed for good (not on a retry): it is a dead letter now, kept whole.
-    events.on('failed', ({ jobId }) => finished(jobId, undefined));
-    this.#events.set(queue, { events, connection });
+  /** A worker reported a job this writer added; the drainer covers any report that never came. */
+  #acked({ queue, jobId, failed, split }: Ack): void {
+    if (!(COMPLETION_QUEUES as readonly string[]).includes(queue)) return;
+    // A batch of an earlier run is unknown here: its events were enqueued again at open.
+    const ids = this.#batches.get(jobId) ?? [jobId];
+    const result: Partial<ArchiveBatchJobResult> | undefined = failed ? undefined : { split };
+    this.#jobFinished({ jobId, queue: queue as QueueName, ids }, result).catch((error) =>
+      this.#log.warn({ jobId, err: error.message }, 'spool ack failed; the drainer will retry'),
+    );
   }
 }
 

@@ -1,5 +1,7 @@
 import { backoffDelay, type Logger, QUEUE_PREFIX, type QueueName } from '@holdfast/core';
 import { DelayedError, type Job, type Processor, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { sendAck } from './ack-stream.ts';
 import { type Breaker, breakerOpenErrorOf } from './breaker.ts';
 import { type BreakerGate, gateWorker } from './breaker-gate.ts';
 import { type DeadLetterWatch, watchDeadLetters } from './dead-letters.ts';
@@ -39,6 +41,7 @@ const MAX_STALLS = 20;
 /** What `startQueueWorker` attached to each worker, for `closeQueueWorker` to stop. */
 const deadLetterWatches = new WeakMap<Worker, DeadLetterWatch>();
 const breakerGates = new WeakMap<Worker, BreakerGate>();
+const ackClients = new WeakMap<Worker, Redis>();
 
 /**
  * A BullMQ worker set up the Holdfast way: a connection that waits out Redis outages, the
@@ -77,6 +80,8 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
       sweepIntervalMs: options.deadLetterSweepMs,
     }),
   );
+  // Attached before the worker is ready too: its first jobs may finish before that resolves.
+  reportFinishedJobs(worker as Worker, options);
   if (options.breakers && options.breakers.length > 0) {
     breakerGates.set(
       worker as Worker,
@@ -94,6 +99,31 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
     throw error;
   }
   return worker;
+}
+
+/**
+ * Tells each finished job's writer (its `ackTo`) that it is done, so the writer acknowledges its
+ * spool records without reading every completion of the queue. A report lost to a crash or an
+ * outage is covered by the writer's drainer, which looks the job up.
+ */
+function reportFinishedJobs(
+  worker: Worker,
+  options: { queue: QueueName; name: string; redisUrl: string; log: Logger },
+): void {
+  // Auto-pipelined: the reports of jobs finishing together go out in one write.
+  const client = createRedisConnection(options.redisUrl, 'worker', `${options.name}-acks`, options.log, {
+    autoPipelining: true,
+  });
+  ackClients.set(worker, client);
+  const report = (job: Job, outcome: Parameters<typeof sendAck>[3]) =>
+    sendAck(client, options.queue, job, outcome).catch((error: Error) =>
+      options.log.debug({ jobId: job.id, err: error.message }, 'job finished; its writer was not told'),
+    );
+  worker.on('completed', (job, result) => void report(job, { failed: false, result }));
+  // Every failed attempt is emitted; only one that failed for good has finished (`finishedOn`).
+  worker.on('failed', (job) => {
+    if (job?.finishedOn) void report(job, { failed: true });
+  });
 }
 
 /**
@@ -159,4 +189,9 @@ export async function closeQueueWorker(worker: Worker, graceMs = 10_000): Promis
   const watch = deadLetterWatches.get(worker);
   deadLetterWatches.delete(worker);
   await watch?.close(Math.max(1000, deadline - Date.now()));
+  // Last: the jobs it finished while closing are reported (quit waits for replies in flight).
+  const acks = ackClients.get(worker);
+  ackClients.delete(worker);
+  if (acks?.status === 'ready') await acks.quit().catch(() => acks.disconnect());
+  else acks?.disconnect();
 }

@@ -1,12 +1,14 @@
 import { join } from 'node:path';
-import { QUEUE_PREFIX, QUEUES, ValidationError } from '@holdfast/core';
+import { createLogger, QUEUES, ValidationError } from '@holdfast/core';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { tempDir } from '@holdfast/testkit/temp-dir';
-import { type Job, Worker } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BacklogFullError, EventWriter } from '../src/index.ts';
+import { BacklogFullError, closeQueueWorker, EventWriter, startQueueWorker } from '../src/index.ts';
 import { record, until } from './record-events.ts';
+
+const log = createLogger({ name: 'event-writer-backlog-test', level: 'silent' });
 
 /*
  * The spool's backlog bound (HOLDFAST_SPOOL_MAX_BACKLOG): a real EventWriter against a real
@@ -33,31 +35,34 @@ describe('EventWriter backlog bound', () => {
     raw.disconnect();
   });
   afterEach(async () => {
-    await worker?.close();
+    if (worker) await closeQueueWorker(worker);
     worker = undefined;
     for (const w of writers.splice(0)) await w.close();
   });
 
-  const open = async (name: string, maxBacklog: number, drainIntervalMs = 60_000) => {
+  const open = async (name: string, maxBacklog: number) => {
     const writer = await EventWriter.open({
       spoolDir: join(dir.path, name),
       redisUrl: redis.url,
-      drainIntervalMs,
+      drainIntervalMs: 60_000,
       maxBacklog,
     });
     writers.push(writer);
     return writer;
   };
-  /** A stand-in archiver that completes every archive job, batches included. */
-  const archive = () => {
-    worker = new Worker(
-      QUEUES.archive,
-      async (job: Job) =>
+  /** A stand-in archiver (a Holdfast queue worker) that completes every archive job, batches included. */
+  const archive = async () => {
+    worker = (await startQueueWorker({
+      queue: QUEUES.archive,
+      name: 'stand-in-archiver',
+      redisUrl: redis.url,
+      log,
+      concurrency: 1,
+      process: async (job: Job) =>
         job.name === 'archive-batch'
           ? { created: (job.data as { events: unknown[] }).events.length, existing: 0, split: [] }
           : { created: true },
-      { connection: { url: redis.url, maxRetriesPerRequest: null }, prefix: QUEUE_PREFIX },
-    );
+    })) as Worker;
   };
 
   it('refuses a new event while the bound is unacknowledged, writes nothing for it, and accepts again once downstream catches up', async () => {
@@ -70,7 +75,7 @@ describe('EventWriter backlog bound', () => {
     expect((refused as Error).message).toMatch(/HOLDFAST_SPOOL_MAX_BACKLOG=3/);
     expect(writer.stats().spool.unacked).toBe(3);
 
-    archive();
+    await archive();
     await until('the backlog archived', () => writer.stats().backlog === 0);
     await writer.submit(record(4), 'archive');
     expect(writer.stats().backlog).toBe(1);
@@ -103,14 +108,13 @@ describe('EventWriter backlog bound', () => {
     await before.close();
     writers = writers.filter((w) => w !== before);
 
-    // The earlier run's jobs are already queued, so the stand-in archiver can complete them
-    // before this writer's QueueEvents reads its first event; the drainer is what acknowledges
-    // completions a writer missed, so let it run here as it would in production.
-    const after = await open('restart', 2, 100);
+    // The earlier run's jobs are queued, addressed to this spool's ack stream, which the restarted
+    // writer reads from its start: their completions reach it however soon they come.
+    const after = await open('restart', 2);
     expect(after.stats().backlog).toBe(5);
     await expect(after.submit(record(9), 'archive')).rejects.toBeInstanceOf(BacklogFullError);
 
-    archive();
+    await archive();
     await until('the earlier run archived', () => after.stats().backlog === 0);
     await after.submit(record(10), 'archive');
   });

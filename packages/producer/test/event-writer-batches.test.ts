@@ -5,17 +5,20 @@ import {
   type ArchiveBatchJobResult,
   archiveBatchJobId,
   archivedMarkerKey,
+  createLogger,
   newEvent,
   QUEUE_PREFIX,
   QUEUES,
 } from '@holdfast/core';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { tempDir } from '@holdfast/testkit/temp-dir';
-import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { archiveJobOptions, EventWriter } from '../src/index.ts';
+import { archiveJobOptions, closeQueueWorker, EventWriter, startQueueWorker } from '../src/index.ts';
 import { record, until } from './record-events.ts';
+
+const log = createLogger({ name: 'event-writer-batches-test', level: 'silent' });
 
 /*
  * Archive-only events (records, provider reports) share one `archive-batch` job per turn of the
@@ -45,7 +48,7 @@ describe('EventWriter archive batches', () => {
     queue = new Queue(QUEUES.archive, { connection: { url: redis.url }, prefix: QUEUE_PREFIX });
   });
   afterEach(async () => {
-    await worker?.close();
+    if (worker) await closeQueueWorker(worker);
     worker = undefined;
     await writer?.close();
     writer = undefined;
@@ -55,16 +58,22 @@ describe('EventWriter archive batches', () => {
   const open = (name: string) =>
     EventWriter.open({ spoolDir: join(dir.path, name), redisUrl: redis.url, drainIntervalMs: 60_000 });
 
-  /** A stand-in archiver: completes batches with `answer`, plain jobs with `plain`. */
-  const consume = (
+  /**
+   * A stand-in archiver (a Holdfast queue worker, which tells each job's writer it finished):
+   * completes batches with `answer`, plain jobs with `plain`.
+   */
+  const consume = async (
     answer: (job: Job<ArchiveBatchJobData>) => Promise<ArchiveBatchJobResult>,
     plain: (job: Job) => Promise<unknown> = async () => ({ created: true }),
   ) => {
-    worker = new Worker(
-      QUEUES.archive,
-      async (job: Job) => (job.name === ARCHIVE_BATCH_JOB ? answer(job) : plain(job)),
-      { connection: { url: redis.url, maxRetriesPerRequest: null }, prefix: QUEUE_PREFIX, concurrency: 4 },
-    );
+    worker = (await startQueueWorker({
+      queue: QUEUES.archive,
+      name: 'stand-in-archiver',
+      redisUrl: redis.url,
+      log,
+      concurrency: 4,
+      process: async (job: Job) => (job.name === ARCHIVE_BATCH_JOB ? answer(job) : plain(job)),
+    })) as Worker;
   };
 
   /** The waiting jobs that carry any of `ids`, with the ids each carries. */
@@ -102,7 +111,7 @@ describe('EventWriter archive batches', () => {
     for (const plain of jobs.filter((j) => j.name !== ARCHIVE_BATCH_JOB)) expect(plain.name).toBe('archive');
     expect(writer.stats().backlog).toBe(30);
 
-    consume(async (job) => ({ created: job.data.events.length, existing: 0, split: [] }));
+    await consume(async (job) => ({ created: job.data.events.length, existing: 0, split: [] }));
     await until('every event acknowledged', () => writer!.stats().spool.unacked === 0);
     expect(writer.stats().backlog).toBe(0);
   });
@@ -161,9 +170,10 @@ describe('EventWriter archive batches', () => {
     const ownMayFail = new Promise<void>((resolve) => {
       releaseOwn = resolve;
     });
-    consume(
+    await consume(
       async (job) => {
-        await queue.add('archive', { event: bad }, archiveJobOptions(bad));
+        // As the archiver does: the split job is addressed to the batch's writer.
+        await queue.add('archive', { event: bad, ackTo: job.data.ackTo }, archiveJobOptions(bad));
         return { created: job.data.events.length - 1, existing: 0, split: [bad.id] };
       },
       async () => {
@@ -199,7 +209,7 @@ describe('EventWriter archive batches', () => {
     // A second pass finds that batch waiting and adds nothing.
     expect(await writer.drain(0)).toMatchObject({ requeued: 0, waiting: 8 });
 
-    consume(async (job) => ({ created: job.data.events.length, existing: 0, split: [] }));
+    await consume(async (job) => ({ created: job.data.events.length, existing: 0, split: [] }));
     await until('every event acknowledged', () => writer!.stats().backlog === 0);
     expect(await queue.getJobCounts('completed', 'failed', 'waiting')).toEqual({
       completed: 1,
@@ -292,7 +302,7 @@ describe('EventWriter archive batches', () => {
     // job when the old batch held the same events; otherwise both run, and the archiver's writes
     // are idempotent).
     await until('the batch', async () => (await queue.getJob(archiveBatchJobId(all))) !== undefined);
-    consume(async (job) => ({ created: 0, existing: job.data.events.length, split: [] }));
+    await consume(async (job) => ({ created: 0, existing: job.data.events.length, split: [] }));
     await until('every event acknowledged', () => writer!.stats().backlog === 0);
   });
   it('a restarted writer enqueues again, at once, the whole of a large backlog that Redis lost', async () => {

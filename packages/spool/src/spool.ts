@@ -25,6 +25,7 @@ import { recoverLog } from './recovery.ts';
 import type { ActiveSegment } from './segment-files.ts';
 import { createSegment, reopenSegment } from './segment-files.ts';
 import { enforceRetention } from './segment-retention.ts';
+import { spoolIdOf } from './spool-id.ts';
 import type { ResolvedSpoolOptions, SpoolOptions } from './spool-options.ts';
 import { resolveSpoolOptions } from './spool-options.ts';
 import type { IndexEntry, SegmentState, SpoolOpenReport, SpoolRecord, SpoolStats } from './spool-types.ts';
@@ -57,6 +58,8 @@ interface Intent {
  */
 export class Spool {
   readonly openReport: SpoolOpenReport;
+  /** The directory's identity, the same across restarts (see `spoolIdOf`). */
+  readonly id: string;
 
   readonly #options: ResolvedSpoolOptions;
   readonly #lock: DirLock;
@@ -83,6 +86,7 @@ export class Spool {
     active: ActiveSegment;
     sync: SyncCounter;
     openReport: SpoolOpenReport;
+    id: string;
   }) {
     this.#options = init.options;
     this.#lock = init.lock;
@@ -92,6 +96,7 @@ export class Spool {
     this.#active = init.active;
     this.#sync = init.sync;
     this.openReport = init.openReport;
+    this.id = init.id;
   }
 
   static async open(options: SpoolOptions): Promise<Spool> {
@@ -106,6 +111,7 @@ export class Spool {
       await mkdir(segmentsDir, { recursive: true });
       await mkdir(quarantineDir, { recursive: true });
       await syncDir(resolved.dir, sync);
+      const id = await spoolIdOf(resolved.dir, sync);
 
       const log = await recoverLog(segmentsDir, quarantineDir, sync);
       for (const corruption of log.report.corruptions) resolved.onCorruption?.(corruption);
@@ -129,6 +135,7 @@ export class Spool {
         active,
         sync,
         openReport: log.report,
+        id,
       });
     } catch (err) {
       await active?.fh.close();

@@ -293,8 +293,14 @@ export async function start(
     if (moved.length > 0) {
       // Added before the batch completes: a crash in between runs the batch again, and the
       // adds are idempotent (job id = event id).
+      // Addressed to the batch's writer, which waits for these jobs now (the batch's ack names them).
+      const { ackTo } = job.data as Partial<ArchiveBatchJobData>;
       await archiveQueue.addBulk(
-        moved.map(({ event }) => ({ name: 'archive', data: { event }, opts: archiveJobOptions(event) })),
+        moved.map(({ event }) => ({
+          name: 'archive',
+          data: { event, ackTo },
+          opts: archiveJobOptions(event),
+        })),
       );
       result.split = moved.map(({ event }) => event.id);
       log.warn(
