@@ -121,6 +121,8 @@ function reportFinishedJobs(
     );
   worker.on('completed', (job, result) => void report(job, { failed: false, result }));
   // Every failed attempt is emitted; only one that failed for good has finished (`finishedOn`).
+  // (A fail-closed message whose archive child failed for good is failed by the send worker that
+  // takes it next, without running it: reported here like any other.)
   worker.on('failed', (job) => {
     if (job?.finishedOn) void report(job, { failed: true });
   });

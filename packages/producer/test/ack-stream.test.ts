@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { ackStreamKeyOf, createLogger, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
+import { ackStreamKeyOf, createLogger, loadConfig, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { tempDir } from '@holdfast/testkit/temp-dir';
 import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { closeQueueWorker, EventWriter, startQueueWorker } from '../src/index.ts';
+import { closeQueueWorker, createProducer, EventWriter, startQueueWorker } from '../src/index.ts';
 import { record, until } from './record-events.ts';
 
 const log = createLogger({ name: 'ack-stream-test', level: 'silent' });
@@ -178,5 +178,52 @@ describe('ack streams', () => {
     release();
     await until('the flaky event acknowledged', () => writer.stats().backlog === 0);
     expect(await reportedJobs(key)).toEqual([broken.id, flaky.id]);
+  });
+
+  it('a fail-closed message whose archive write failed for good is reported: its send failed with it', async () => {
+    let stopSender = async () => {};
+    const producer = await createProducer({
+      project: 'acme',
+      redisUrl: redis.url,
+      spoolDir: join(dir.path, 'fail-closed'),
+      channels: loadConfig({}).channels,
+      drainIntervalMs: 60_000,
+      redeliverAfterMs: 60_000,
+    });
+    try {
+      await archiver(async () => {
+        throw new UnrecoverableError('HOLDFAST_ERR_ARCHIVE_CONFLICT: a different object is at the key');
+      });
+      let sends = 0;
+      const sender = await startQueueWorker({
+        queue: QUEUES.sendEmail,
+        name: 'stand-in-sender',
+        redisUrl: redis.url,
+        log,
+        concurrency: 1,
+        process: async () => {
+          sends++;
+        },
+      });
+      stopSender = () => closeQueueWorker(sender as Worker);
+      const { id } = await producer.sendEmail({
+        from: 'a@acme.example',
+        to: 'b@customer.example',
+        subject: 'hi',
+        text: 'hello',
+      });
+      // The send worker fails the parent without running it, and reports it like any other failure.
+      await until('the email acknowledged', () => producer.stats().backlog === 0);
+      const sendQueue = new Queue(QUEUES.sendEmail, { connection: { url: redis.url }, prefix: QUEUE_PREFIX });
+      try {
+        expect(await sendQueue.getJobState(id)).toBe('failed');
+      } finally {
+        await sendQueue.close();
+      }
+      expect(sends).toBe(0);
+    } finally {
+      await stopSender();
+      await producer.close();
+    }
   });
 });
