@@ -3,6 +3,7 @@ import { sha256Hex } from '@holdfast/core';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { tempDir } from '@holdfast/testkit/temp-dir';
 import { LocalWormStore } from '@holdfast/worm-store';
+import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from './support/run-cli.ts';
 
@@ -80,6 +81,69 @@ describe('holdfast hold', () => {
           .stdout,
       ).legalHold,
     ).toBe(false);
+  });
+
+  it('rebuild brings an open matter back after Redis lost it, and holds what was written meanwhile', async () => {
+    const store = await LocalWormStore.open({ dir: join(dir.path, 'store') });
+    const put = async (key: string) => {
+      const body = Buffer.from(`{"key":"${key}"}`);
+      await store.put({
+        key,
+        body,
+        sha256: sha256Hex(body),
+        contentType: 'application/json',
+        retainUntil: new Date(Date.now() + 86_400_000),
+      });
+    };
+    try {
+      await put('records/financial-transaction/2026/03/01/a.json');
+      const placed = await runCli(
+        [
+          'hold',
+          'place',
+          '--matter',
+          'FINRA-2',
+          '--reason',
+          'exam',
+          '--prefix',
+          'records/financial-transaction/',
+        ],
+        { ...env, HOLDFAST_ACTOR: 'cco@acme' },
+      );
+      expect(placed.code).toBe(0);
+      const raw = new Redis(redis.url);
+      await raw.flushall();
+      raw.disconnect();
+      await put('records/financial-transaction/2026/03/02/b.json');
+    } finally {
+      await store.close();
+    }
+
+    const noActor = await runCli(['rebuild'], env);
+    expect(noActor.code).toBe(1);
+    expect(noActor.stderr).toMatch(/--actor: required/);
+
+    const rebuilt = await runCli(['rebuild', '--actor', 'oncall@acme', '--json'], env);
+    expect(rebuilt.stderr).toBe('');
+    expect(rebuilt.code).toBe(0);
+    const report = JSON.parse(rebuilt.stdout);
+    expect(report.matters.open).toMatchObject([
+      { matter: 'FINRA-2', held: 2, newlyHeld: [{ key: 'records/financial-transaction/2026/03/02/b.json' }] },
+    ]);
+    expect(report.subjectIndex).toEqual({ objects: expect.any(Number), triggers: expect.any(Number) });
+    expect(report.timelines).toEqual({ events: expect.any(Number) });
+    const head = await runCli(
+      ['store', 'head', 'records/financial-transaction/2026/03/02/b.json', '--json'],
+      env,
+    );
+    expect(JSON.parse(head.stdout).legalHold).toBe(true);
+    const list = await runCli(['hold', 'list', '--json'], env);
+    expect(JSON.parse(list.stdout)).toMatchObject([{ matter: 'FINRA-2', actor: 'cco@acme', reason: 'exam' }]);
+
+    const readable = await runCli(['rebuild', '--actor', 'oncall@acme'], env);
+    expect(readable.stdout).toMatch(
+      /matters: 1 open, 0 released on record\n {2}FINRA-2: 2 version\(s\) held\n/,
+    );
   });
 
   it('refuses without an actor, and names a matter that does not exist', async () => {

@@ -9,14 +9,14 @@ import {
 import type { ObjectStore } from '@holdfast/worm-store';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { archiveOperatorAction } from './operator-event.ts';
+import { archiveOperatorAction, OPERATOR_CATEGORY } from './operator-event.ts';
 
 /**
  * Legal holds as matters. A matter selects objects; every version it selects gets the store's
  * legal hold (S3 Object Lock legal hold), independent of the retention clock. New writes that
  * match an open matter are held as they are written. An object stays held while any open matter
- * holds it. The registry of matters lives in Redis (and is rebuildable from the archived
- * hold.placed / hold.released events); the store's hold flag is what actually protects.
+ * holds it. The registry of matters lives in Redis and is rebuilt from the archived hold.placed /
+ * hold.released events by `rebuildMatters`; the store's hold flag is what actually protects.
  */
 export const holdSelection = z
   .strictObject({
@@ -254,6 +254,110 @@ export async function releaseHold(
   return { released, stillHeld, eventKey: archived.key };
 }
 
+export interface RebuiltMatter {
+  matter: string;
+  /** Versions the matter holds now. */
+  held: number;
+  /**
+   * Versions it selects that were not held: written while the registry was missing, so no
+   * archiver knew to hold them. Held now, after a `hold.reapplied` event recorded them.
+   */
+  newlyHeld: HoldManifestEntry[];
+  eventKey?: string;
+}
+
+/**
+ * Rebuild the matter registry from the archive alone, after Redis lost it (or to check it): the
+ * archived hold.placed and hold.released events are replayed in order, and a matter placed and
+ * not released since is open. Each open matter's selection is applied again, so what it selects
+ * is held and recorded as held by it, including writes made while the registry was gone. Safe
+ * to run over a live registry: an open matter's entry is rewritten with what the archive says.
+ */
+export async function rebuildMatters(
+  store: ObjectStore,
+  redis: Redis,
+  policy: RetentionPolicy,
+  input: { actor: string },
+): Promise<{ open: RebuiltMatter[]; released: string[] }> {
+  const open = new Map<string, Matter>();
+  /** Matter -> when the archive says it was last released. */
+  const released = new Map<string, number>();
+  for (const event of await holdEvents(store)) {
+    const data = event.data as { matter?: unknown; reason?: unknown; actor?: unknown; selection?: unknown };
+    if (typeof data.matter !== 'string') continue;
+    if (event.type === 'hold.released') {
+      open.delete(data.matter);
+      released.set(data.matter, Date.parse(event.occurredAt));
+      continue;
+    }
+    const selection = holdSelection.safeParse(data.selection);
+    if (!selection.success) continue;
+    released.delete(data.matter);
+    open.set(data.matter, {
+      matter: data.matter,
+      reason: String(data.reason ?? ''),
+      actor: String(data.actor ?? ''),
+      placedAt: event.occurredAt,
+      selection: selection.data,
+    });
+  }
+  const rebuilt: RebuiltMatter[] = [];
+  for (const matter of open.values()) {
+    await redis.hset(MATTERS, matter.matter, JSON.stringify(matter));
+    const manifest = await selectVersions(store, matter.selection);
+    const newlyHeld: HoldManifestEntry[] = [];
+    for (const o of manifest)
+      if (!(await store.head(o.key, { versionId: o.versionId }))?.legalHold) newlyHeld.push(o);
+    let eventKey: string | undefined;
+    if (newlyHeld.length > 0) {
+      // On record before any hold is set, like a placement.
+      const { archived } = await archiveOperatorAction(store, policy, {
+        type: 'hold.reapplied',
+        actor: input.actor,
+        subject: matter.matter,
+        data: {
+          matter: matter.matter,
+          reason: 'matter registry rebuilt from the archive',
+          manifest: newlyHeld,
+        },
+      });
+      eventKey = archived.key;
+      for (const o of newlyHeld) await store.setLegalHold(o.key, o.versionId, true);
+    }
+    await recordHeld(redis, [matter], manifest);
+    rebuilt.push({
+      matter: matter.matter,
+      held: manifest.length,
+      newlyHeld,
+      ...(eventKey ? { eventKey } : {}),
+    });
+  }
+  // A matter the archive says is released must not stay open in a registry that survived, unless
+  // it was placed again since (a placement is on record only once its scan is done).
+  for (const [matter, at] of released) {
+    const entry = await redis.hget(MATTERS, matter);
+    if (entry && Date.parse((JSON.parse(entry) as Matter).placedAt) > at) continue;
+    await redis.hdel(MATTERS, matter);
+    await redis.del(heldBy(matter));
+  }
+  return { open: rebuilt, released: [...released.keys()].sort() };
+}
+
+/** Archived hold placements and releases, oldest first (event ids are UUIDv7: time-ordered). */
+async function holdEvents(store: ObjectStore): Promise<EventEnvelope[]> {
+  const events: EventEnvelope[] = [];
+  // Operator events go under their own category, or `default` under a policy without it.
+  for (const category of [OPERATOR_CATEGORY, 'default']) {
+    for await (const { key } of store.list(`records/${category}/`)) {
+      if (!key.endsWith('.json')) continue;
+      const value = JSON.parse(Buffer.from((await store.get(key)).body).toString('utf8')) as EventEnvelope;
+      if (value.type === 'hold.placed' || value.type === 'hold.released') events.push(value);
+    }
+  }
+  const at = (e: EventEnvelope) => Date.parse(e.occurredAt);
+  return events.sort((a, b) => at(a) - at(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
 /**
  * Every current version the selection matches. Key-derived facts (project, channel, date) need
  * no reads; subject and participant are read from JSON events and sidecars, and a sidecar's
@@ -269,6 +373,13 @@ async function selectVersions(store: ObjectStore, selection: HoldSelection): Pro
   const matched = new Set<string>();
   const keys: string[] = [];
   for await (const o of store.list(prefix)) keys.push(o.key);
+  // A message's blob and its sidecar share a stem: `<stem>.<ext>` and `<stem>.meta.json`.
+  const blobsByStem = new Map<string, string>();
+  for (const key of keys) {
+    if (key.endsWith('.meta.json')) continue;
+    const dot = key.lastIndexOf('.');
+    if (dot > key.lastIndexOf('/')) blobsByStem.set(key.slice(0, dot), key);
+  }
   for (const key of keys) {
     let facts: ObjectFacts = { key, ...factsFromKey(key), participants: [] };
     const readIt = needsContent || (selection.project !== undefined && key.startsWith('records/'));
@@ -284,9 +395,7 @@ async function selectVersions(store: ObjectStore, selection: HoldSelection): Pro
     if (!matches(selection, facts)) continue;
     matched.add(key);
     if (key.endsWith('.meta.json')) {
-      const blob = keys.find(
-        (k) => k !== key && !k.endsWith('.meta.json') && k.startsWith(key.slice(0, -'.meta.json'.length)),
-      );
+      const blob = blobsByStem.get(key.slice(0, -'.meta.json'.length));
       if (blob) matched.add(blob);
     }
   }

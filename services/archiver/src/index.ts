@@ -10,6 +10,8 @@ export {
   matches,
   openMatters,
   placeHold,
+  type RebuiltMatter,
+  rebuildMatters,
   releaseHold,
 } from './holds.ts';
 export { archiveOperatorAction, OPERATOR_CATEGORY, type OperatorAction } from './operator-event.ts';

@@ -1,4 +1,4 @@
-import { loadConfig, newEvent, RetentionPolicy, ValidationError } from '@holdfast/core';
+import { loadConfig, newEvent, RetentionPolicy, sha256Hex, ValidationError } from '@holdfast/core';
 import { createProducer } from '@holdfast/producer';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { type S3Server, startS3Server } from '@holdfast/testkit/s3-server';
@@ -11,6 +11,7 @@ import {
   MatterNotFoundError,
   openMatters,
   placeHold,
+  rebuildMatters,
   releaseHold,
   start,
 } from '../src/index.ts';
@@ -158,6 +159,115 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
     expect((await backend.store.head(a.key))!.legalHold).toBe(true);
     await releaseHold(backend.store, client, policy, { matter: 'M-2', actor: 'x' });
     expect((await backend.store.head(a.key))!.legalHold).toBe(false);
+  });
+
+  it('a participant selects a message by its sidecar, and holds the message bytes with it', async () => {
+    const email = (id: string, to: string) => {
+      const mime = `To: ${to}\r\nSubject: hi\r\n\r\nhello\r\n`;
+      return newEvent({
+        id,
+        type: 'message.submitted',
+        occurredAt: new Date('2026-05-01T12:00:00.000Z'),
+        project: 'acme',
+        channel: 'email',
+        direction: 'outbound',
+        subject: id,
+        category: 'email-transactional',
+        data: {
+          mime,
+          sha256: sha256Hex(mime),
+          messageId: `<${id}@acme.example>`,
+          envelope: { from: 'a@acme.example', to: [to] },
+          headers: { from: 'a@acme.example', to: [to], cc: [], bcc: [], subject: 'hi' },
+          kind: 'transactional',
+          failMode: 'closed',
+          metadata: {},
+        },
+      });
+    };
+    const wanted = await archiveEvent(
+      backend.store,
+      policy,
+      email('019a0000-0000-7000-8000-000000000011', 'jane@customer.example'),
+    );
+    const other = await archiveEvent(
+      backend.store,
+      policy,
+      email('019a0000-0000-7000-8000-000000000012', 'joe@customer.example'),
+    );
+    const placed = await placeHold(backend.store, client, policy, {
+      matter: 'JANE',
+      reason: 'subject access dispute',
+      actor: 'counsel@acme',
+      selection: { participant: 'jane@customer.example' },
+    });
+    const keysOf = (r: { objects?: { key: string }[] }) => r.objects!.map((o) => o.key).sort();
+    expect(keysOf(wanted)).toHaveLength(2);
+    expect(placed.manifest.map((o) => o.key).sort()).toEqual(keysOf(wanted));
+    for (const key of keysOf(wanted)) expect((await backend.store.head(key))!.legalHold).toBe(true);
+    for (const key of keysOf(other)) expect((await backend.store.head(key))!.legalHold).toBe(false);
+  });
+
+  it('rebuilds the matter registry from the archive after Redis lost it, holding what was written meanwhile', async () => {
+    const before = await archiveEvent(backend.store, policy, record('acct-1', '2026-03-01T00:00:00Z'));
+    const placed = await placeHold(backend.store, client, policy, {
+      matter: 'LIT-1',
+      reason: 'litigation',
+      actor: 'counsel@acme',
+      selection: { subject: 'acct-1' },
+    });
+    await placeHold(backend.store, client, policy, {
+      matter: 'AUDIT-9',
+      reason: 'closed audit',
+      actor: 'counsel@acme',
+      selection: { keys: [before.key] },
+    });
+    await releaseHold(backend.store, client, policy, { matter: 'AUDIT-9', actor: 'counsel@acme' });
+
+    // Redis loses everything; a write that LIT-1 selects lands while nobody knows of LIT-1.
+    await client.flushall();
+    const meanwhile = await archiveEvent(backend.store, policy, record('acct-1', '2026-03-02T00:00:00Z'));
+    const other = await archiveEvent(backend.store, policy, record('acct-2', '2026-03-02T00:00:00Z'));
+    expect((await backend.store.head(meanwhile.key))!.legalHold).toBe(false);
+
+    const rebuilt = await rebuildMatters(backend.store, client, policy, { actor: 'oncall@acme' });
+    expect(rebuilt.released).toEqual(['AUDIT-9']);
+    const newlyHeld = [{ key: meanwhile.key, versionId: meanwhile.versionId, sha256: meanwhile.sha256 }];
+    expect(rebuilt.open).toEqual([{ matter: 'LIT-1', held: 2, newlyHeld, eventKey: expect.any(String) }]);
+    expect((await backend.store.head(meanwhile.key))!.legalHold).toBe(true);
+    expect((await backend.store.head(before.key))!.legalHold).toBe(true);
+    expect((await backend.store.head(other.key))!.legalHold).toBe(false);
+    const matters = await openMatters(client);
+    expect(matters).toEqual([
+      expect.objectContaining({
+        matter: 'LIT-1',
+        reason: 'litigation',
+        actor: 'counsel@acme',
+        selection: { subject: 'acct-1' },
+      }),
+    ]);
+    expect(placed.matter.selection).toEqual(matters[0]!.selection);
+    // The newly held versions are on record, by whom, before their hold was set.
+    const reapplied = JSON.parse(
+      Buffer.from((await backend.store.get(rebuilt.open[0]!.eventKey!)).body).toString(),
+    );
+    expect(reapplied).toMatchObject({
+      type: 'hold.reapplied',
+      subject: 'LIT-1',
+      data: { actor: 'oncall@acme', matter: 'LIT-1', manifest: newlyHeld },
+    });
+
+    // Running it again changes nothing, and the rebuilt matter releases everything it holds.
+    const again = await rebuildMatters(backend.store, client, policy, { actor: 'oncall@acme' });
+    expect(again.open).toEqual([{ matter: 'LIT-1', held: 2, newlyHeld: [] }]);
+    const released = await releaseHold(backend.store, client, policy, {
+      matter: 'LIT-1',
+      actor: 'counsel@acme',
+    });
+    expect(released.released.map((o) => o.key).sort()).toEqual([before.key, meanwhile.key].sort());
+    expect((await backend.store.head(meanwhile.key))!.legalHold).toBe(false);
+    expect((await rebuildMatters(backend.store, client, policy, { actor: 'oncall@acme' })).open).toEqual([]);
+    expect(await openMatters(client)).toEqual([]);
   });
 
   it('refuses bad input with clear errors and changes nothing', async () => {
