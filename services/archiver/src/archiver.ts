@@ -47,7 +47,14 @@ import { type Job, type Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import { archiveEvent, archiveKeyOf } from './archive-event.ts';
-import { factsFromEvent, type Matter, matches, matterCache, recordHeld } from './holds.ts';
+import {
+  ensureMatterRegistry,
+  factsFromEvent,
+  type Matter,
+  matches,
+  matterCache,
+  recordHeld,
+} from './holds.ts';
 import { completePendingPauses, trackReputation } from './reputation.ts';
 import { applyRetentionTriggers, recordPolicyChange } from './retention-triggers.ts';
 import { recordInTimeline } from './timeline.ts';
@@ -182,7 +189,16 @@ export async function start(
     storeBreaker.shutdown();
     throw error;
   });
-  const matters = matterCache(redis);
+  // A Redis that lost its data has lost the matter registry too: it is restored from the archive
+  // before anything is archived against it (one archiver restores, the others wait).
+  const ensureMatters = () =>
+    ensureMatterRegistry(store, redis, policy, ({ open, released }) => {
+      const found = { open: open.map((m) => m.matter), released: released.length };
+      // Nothing on record: a new deployment. Matters on record: Redis lost them, and now has them back.
+      if (open.length + released.length === 0) log.info(found, 'legal-hold matter registry: none on record');
+      else log.warn(found, 'legal-hold matter registry was missing from Redis; restored from the archive');
+    });
+  const matters = matterCache(redis, ensureMatters);
   const reputation = { redis, store, policy, log, thresholds: config.reputation };
   // A pause whose audit event a crash left unwritten is recorded before new work.
   await completePendingPauses(reputation);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type EventEnvelope,
   HoldfastError,
@@ -130,13 +131,24 @@ export const MATTER_CACHE_MS = 1000;
 
 /**
  * The archiver's view of open matters, refreshed at most every MATTER_CACHE_MS so the write
- * path does not pay a Redis round trip per event for a list that rarely changes.
+ * path does not pay a Redis round trip per event for a list that rarely changes. `ensure` runs
+ * first when the registry is not known to match the archive (see `ensureMatterRegistry`).
  */
-export function matterCache(redis: Redis): () => Promise<Matter[]> {
+export function matterCache(redis: Redis, ensure: () => Promise<void>): () => Promise<Matter[]> {
   let cached: { at: number; matters: Promise<Matter[]> } | undefined;
+  const read = async (): Promise<Matter[]> => {
+    const [[, restored], [, entries]] = (await redis
+      .multi()
+      .exists(REGISTRY_RESTORED)
+      .hgetall(MATTERS)
+      .exec()) as [[Error | null, number], [Error | null, Record<string, string>]];
+    if (restored === 1) return Object.values(entries).map((v) => JSON.parse(v) as Matter);
+    await ensure();
+    return openMatters(redis);
+  };
   return () => {
     if (!cached || Date.now() - cached.at > MATTER_CACHE_MS) {
-      cached = { at: Date.now(), matters: openMatters(redis) };
+      cached = { at: Date.now(), matters: read() };
       cached.matters.catch(() => {
         cached = undefined;
       });
@@ -254,35 +266,30 @@ export async function releaseHold(
   return { released, stillHeld, eventKey: archived.key };
 }
 
-export interface RebuiltMatter {
-  matter: string;
-  /** Versions the matter holds now. */
-  held: number;
-  /**
-   * Versions it selects that were not held: written while the registry was missing, so no
-   * archiver knew to hold them. Held now, after a `hold.reapplied` event recorded them.
-   */
-  newlyHeld: HoldManifestEntry[];
-  eventKey?: string;
-}
+/**
+ * Set once the matter registry in this Redis is known to match the archive: by the first
+ * archiver to find it missing (a new Redis, or one that lost its data), or by `rebuildMatters`.
+ */
+const REGISTRY_RESTORED = `${QUEUE_PREFIX}:matters-restored`;
+const RESTORE_LOCK = `${QUEUE_PREFIX}:matters-restoring`;
+const RESTORE_LOCK_MS = 60_000;
 
 /**
- * Rebuild the matter registry from the archive alone, after Redis lost it (or to check it): the
- * archived hold.placed and hold.released events are replayed in order, and a matter placed and
- * not released since is open. Each open matter's selection is applied again, so what it selects
- * is held and recorded as held by it, including writes made while the registry was gone. Safe
- * to run over a live registry: an open matter's entry is rewritten with what the archive says.
+ * Puts the registry back as the archive has it: the archived hold.placed and hold.released events
+ * are replayed in order, and a matter placed and not released since is open. An open matter's
+ * entry is rewritten with what the archive says; one the archive says is released is dropped,
+ * unless it was placed again since (a placement is on record only once its scan is done).
+ * Matters the archive does not know (a placement in progress) are left alone.
  */
-export async function rebuildMatters(
+export async function restoreMatterRegistry(
   store: ObjectStore,
   redis: Redis,
-  policy: RetentionPolicy,
-  input: { actor: string },
-): Promise<{ open: RebuiltMatter[]; released: string[] }> {
+  categories: readonly string[] = [OPERATOR_CATEGORY, 'default'],
+): Promise<{ open: Matter[]; released: string[] }> {
   const open = new Map<string, Matter>();
   /** Matter -> when the archive says it was last released. */
   const released = new Map<string, number>();
-  for (const event of await holdEvents(store)) {
+  for (const event of await holdEvents(store, categories)) {
     const data = event.data as { matter?: unknown; reason?: unknown; actor?: unknown; selection?: unknown };
     if (typeof data.matter !== 'string') continue;
     if (event.type === 'hold.released') {
@@ -301,9 +308,73 @@ export async function rebuildMatters(
       selection: selection.data,
     });
   }
+  for (const matter of open.values()) await redis.hset(MATTERS, matter.matter, JSON.stringify(matter));
+  for (const [matter, at] of released) {
+    const entry = await redis.hget(MATTERS, matter);
+    if (entry && Date.parse((JSON.parse(entry) as Matter).placedAt) > at) continue;
+    await redis.hdel(MATTERS, matter);
+    await redis.del(heldBy(matter));
+  }
+  return { open: [...open.values()], released: [...released.keys()].sort() };
+}
+
+/**
+ * Resolves once the registry is known to match the archive. A Redis that lost its data (or a new
+ * one) has no record of that: the first archiver to notice restores it from the archive while
+ * the others wait, so no write is archived against an empty registry and left unheld. Only the
+ * operator events' category is read (`default` too under a policy without it).
+ */
+export async function ensureMatterRegistry(
+  store: ObjectStore,
+  redis: Redis,
+  policy: RetentionPolicy,
+  onRestored?: (restored: { open: Matter[]; released: string[] }) => void,
+): Promise<void> {
+  while ((await redis.exists(REGISTRY_RESTORED)) === 0) {
+    const token = randomUUID();
+    if ((await redis.set(RESTORE_LOCK, token, 'PX', RESTORE_LOCK_MS, 'NX')) !== 'OK') {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      continue;
+    }
+    try {
+      const categories = policy.has(OPERATOR_CATEGORY) ? [OPERATOR_CATEGORY] : ['default'];
+      const restored = await restoreMatterRegistry(store, redis, categories);
+      await redis.set(REGISTRY_RESTORED, new Date().toISOString());
+      onRestored?.(restored);
+    } finally {
+      if ((await redis.get(RESTORE_LOCK)) === token) await redis.del(RESTORE_LOCK);
+    }
+  }
+}
+
+export interface RebuiltMatter {
+  matter: string;
+  /** Versions the matter holds now. */
+  held: number;
+  /**
+   * Versions it selects that were not held (written while no archiver knew of the matter).
+   * Held now, after a `hold.reapplied` event recorded them.
+   */
+  newlyHeld: HoldManifestEntry[];
+  eventKey?: string;
+}
+
+/**
+ * Rebuild the matter registry from the archive alone (`holdfast rebuild`; see
+ * `restoreMatterRegistry`), then apply each open matter's selection again, so what it selects is
+ * held and recorded as held by it, including writes made while the registry was wrong. Safe to
+ * run over a live registry.
+ */
+export async function rebuildMatters(
+  store: ObjectStore,
+  redis: Redis,
+  policy: RetentionPolicy,
+  input: { actor: string },
+): Promise<{ open: RebuiltMatter[]; released: string[] }> {
+  const { open, released } = await restoreMatterRegistry(store, redis);
+  await redis.set(REGISTRY_RESTORED, new Date().toISOString());
   const rebuilt: RebuiltMatter[] = [];
-  for (const matter of open.values()) {
-    await redis.hset(MATTERS, matter.matter, JSON.stringify(matter));
+  for (const matter of open) {
     const manifest = await selectVersions(store, matter.selection);
     const newlyHeld: HoldManifestEntry[] = [];
     for (const o of manifest)
@@ -332,22 +403,13 @@ export async function rebuildMatters(
       ...(eventKey ? { eventKey } : {}),
     });
   }
-  // A matter the archive says is released must not stay open in a registry that survived, unless
-  // it was placed again since (a placement is on record only once its scan is done).
-  for (const [matter, at] of released) {
-    const entry = await redis.hget(MATTERS, matter);
-    if (entry && Date.parse((JSON.parse(entry) as Matter).placedAt) > at) continue;
-    await redis.hdel(MATTERS, matter);
-    await redis.del(heldBy(matter));
-  }
-  return { open: rebuilt, released: [...released.keys()].sort() };
+  return { open: rebuilt, released };
 }
 
 /** Archived hold placements and releases, oldest first (event ids are UUIDv7: time-ordered). */
-async function holdEvents(store: ObjectStore): Promise<EventEnvelope[]> {
+async function holdEvents(store: ObjectStore, categories: readonly string[]): Promise<EventEnvelope[]> {
   const events: EventEnvelope[] = [];
-  // Operator events go under their own category, or `default` under a policy without it.
-  for (const category of [OPERATOR_CATEGORY, 'default']) {
+  for (const category of categories) {
     for await (const { key } of store.list(`records/${category}/`)) {
       if (!key.endsWith('.json')) continue;
       const value = JSON.parse(Buffer.from((await store.get(key)).body).toString('utf8')) as EventEnvelope;

@@ -4,6 +4,7 @@ export * from './errors.ts';
 export {
   type HoldSelection,
   holdSelection,
+  MATTER_CACHE_MS,
   type Matter,
   MatterExistsError,
   MatterNotFoundError,

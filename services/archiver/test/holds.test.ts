@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   archiveEvent,
+  MATTER_CACHE_MS,
   MatterNotFoundError,
   openMatters,
   placeHold,
@@ -348,6 +349,58 @@ describe('writes under an open matter', () => {
       const released = await releaseHold(store, client, policy, { matter: 'LIT-7', actor: 'counsel' });
       expect(released.released.map((o) => o.key)).toContain(held.archiveKey);
       expect((await store.head(held.archiveKey))!.legalHold).toBe(false);
+    } finally {
+      await producer.close();
+      await archiver.close();
+      await store.close();
+      client.disconnect();
+      await redis.stop();
+      await dir.remove();
+    }
+  });
+
+  it('are held even after Redis lost the matter registry: the archiver restores it from the archive first', async () => {
+    const redis = await startRedis();
+    const dir = await tempDir();
+    const client = new Redis(redis.url);
+    const store = await LocalWormStore.open({ dir: `${dir.path}/store` });
+    const config = loadConfig({
+      REDIS_URL: redis.url,
+      HOLDFAST_SPOOL_DIR: `${dir.path}/spool`,
+      HOLDFAST_LOG_LEVEL: 'silent',
+      HOLDFAST_METRICS_PORT: '0',
+    });
+    const archiver = await start(config, { store });
+    const producer = await createProducer({
+      project: 'acme',
+      redisUrl: redis.url,
+      spoolDir: `${dir.path}/producer`,
+    });
+    try {
+      await placeHold(store, client, policy, {
+        matter: 'LIT-8',
+        reason: 'litigation',
+        actor: 'counsel',
+        selection: { subject: 'acct-9' },
+      });
+      await client.flushall();
+      // Past the archiver's cached view of the matters: it reads the (now empty) registry again.
+      await new Promise((r) => setTimeout(r, MATTER_CACHE_MS * 1.5));
+      const held = await producer.record({
+        category: 'financial-transaction',
+        type: 'transaction.posted',
+        subject: 'acct-9',
+        data: { amount: '1.00' },
+      });
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && !(await store.head(held.archiveKey)))
+        await new Promise((r) => setTimeout(r, 50));
+      expect((await store.head(held.archiveKey))!.legalHold).toBe(true);
+      expect(await openMatters(client)).toEqual([
+        expect.objectContaining({ matter: 'LIT-8', selection: { subject: 'acct-9' } }),
+      ]);
+      const released = await releaseHold(store, client, policy, { matter: 'LIT-8', actor: 'counsel' });
+      expect(released.released.map((o) => o.key)).toContain(held.archiveKey);
     } finally {
       await producer.close();
       await archiver.close();
