@@ -261,8 +261,11 @@ describe('chaos: 10,000 messages through crashes, a Redis restart and a store ou
         // A drain pass before the connection is up does nothing: poll until one has run.
         let requeued = 0;
         await waitFor(`${replica} spool acknowledged`, async () => {
-          requeued += (await writer.drain(0)).requeued;
-          return writer.stats().backlog === 0;
+          const pass = await writer.drain(0);
+          requeued += pass.requeued;
+          if (writer.stats().backlog === 0) return true;
+          // What a timeout reports: where the events still held are.
+          throw new Error(`backlog ${writer.stats().backlog}, last pass ${JSON.stringify(pass)}`);
         });
         expect(requeued, `${replica} spool had events Redis lost`).toBe(0);
       } finally {

@@ -52,7 +52,13 @@ const ackClients = new WeakMap<Worker, Redis>();
 export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>): Promise<Worker<D, R>> {
   const base = options.retryBaseMs ?? 1000;
   const cap = options.retryCapMs ?? 60_000;
-  const worker = new Worker<D, R>(options.queue, holdingBackOnOpenBreakers(options.process), {
+  // Auto-pipelined: the reports of jobs finishing together go out in one write.
+  const acks = createRedisConnection(options.redisUrl, 'worker', `${options.name}-acks`, options.log, {
+    autoPipelining: true,
+  });
+  const report = reporter(acks, options);
+  const processor = holdingBackOnOpenBreakers(reportingDone(options.process, report));
+  const worker = new Worker<D, R>(options.queue, processor, {
     connection: createRedisConnection(options.redisUrl, 'worker', options.name, options.log),
     prefix: QUEUE_PREFIX,
     concurrency: options.concurrency,
@@ -80,8 +86,14 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
       sweepIntervalMs: options.deadLetterSweepMs,
     }),
   );
-  // Attached before the worker is ready too: its first jobs may finish before that resolves.
-  reportFinishedJobs(worker as Worker, options);
+  ackClients.set(worker as Worker, acks);
+  // Every failed attempt is emitted; only one that failed for good has finished (`finishedOn`).
+  // (A fail-closed message whose archive child failed for good is failed by the send worker that
+  // takes it next, without running it: reported here like any other.) Attached before the worker
+  // is ready: its first jobs may finish before that resolves.
+  worker.on('failed', (job) => {
+    if (job?.finishedOn) void report(job as Job, { failed: true });
+  });
   if (options.breakers && options.breakers.length > 0) {
     breakerGates.set(
       worker as Worker,
@@ -101,31 +113,39 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
   return worker;
 }
 
+type Report = (job: Job, outcome: Parameters<typeof sendAck>[3]) => Promise<void>;
+
 /**
- * Tells each finished job's writer (its `ackTo`) that it is done, so the writer acknowledges its
+ * Tells a finished job's writer (its `ackTo`) that it is done, so the writer acknowledges its
  * spool records without reading every completion of the queue. A report lost to a crash or an
  * outage is covered by the writer's drainer, which looks the job up.
  */
-function reportFinishedJobs(
-  worker: Worker,
-  options: { queue: QueueName; name: string; redisUrl: string; log: Logger },
-): void {
-  // Auto-pipelined: the reports of jobs finishing together go out in one write.
-  const client = createRedisConnection(options.redisUrl, 'worker', `${options.name}-acks`, options.log, {
-    autoPipelining: true,
-  });
-  ackClients.set(worker, client);
-  const report = (job: Job, outcome: Parameters<typeof sendAck>[3]) =>
+function reporter(client: Redis, options: { queue: QueueName; log: Logger }): Report {
+  return (job, outcome) =>
     sendAck(client, options.queue, job, outcome).catch((error: Error) =>
       options.log.debug({ jobId: job.id, err: error.message }, 'job finished; its writer was not told'),
     );
-  worker.on('completed', (job, result) => void report(job, { failed: false, result }));
-  // Every failed attempt is emitted; only one that failed for good has finished (`finishedOn`).
-  // (A fail-closed message whose archive child failed for good is failed by the send worker that
-  // takes it next, without running it: reported here like any other.)
-  worker.on('failed', (job) => {
-    if (job?.finishedOn) void report(job, { failed: true });
-  });
+}
+
+/**
+ * Reports a job done once its work is, before BullMQ marks it completed: a report sent after
+ * would be lost to a crash in between, leaving the writer to its drainer (15 s or more later).
+ * Sent before, a crash only makes the job run again (every handler is idempotent), and the
+ * writer ignores a second report. The processor's arity is kept, as below.
+ */
+function reportingDone<D, R>(process: Processor<D, R>, report: Report): Processor<D, R> {
+  if (process.length >= 3) {
+    return async (job, token, signal) => {
+      const result = await process(job, token, signal);
+      await report(job as Job, { failed: false, result });
+      return result;
+    };
+  }
+  return async (job, token) => {
+    const result = await process(job, token);
+    await report(job as Job, { failed: false, result });
+    return result;
+  };
 }
 
 /**

@@ -148,6 +148,20 @@ describe('ack streams', () => {
     expect(after.stats().spool.unacked).toBe(0);
   });
 
+  it('a job is reported once its work is done, before it is marked completed: a crash in between loses no ack', async () => {
+    const writer = await open('before-completion');
+    const event = record(1);
+    // The worker loses the job's lock as the work finishes, so BullMQ cannot mark it completed:
+    // what a worker killed between the work and the completion leaves behind.
+    await archiver(async (job) => {
+      await raw.del(`${QUEUE_PREFIX}:${QUEUES.archive}:${job.id}:lock`);
+      return { created: true };
+    });
+    await writer.submit(event, 'archive');
+    await until('the event acknowledged', () => writer.stats().backlog === 0);
+    expect(await queue.getJobState(event.id)).not.toBe('completed');
+  });
+
   it('a job is reported when it failed for good, not when a failed attempt will be retried', async () => {
     const writer = await open('failures');
     const flaky = record(1);
