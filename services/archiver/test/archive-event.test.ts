@@ -1,41 +1,11 @@
-import {
-  canonicalJson,
-  type EventEnvelope,
-  newEvent,
-  RetentionPolicy,
-  sha256Hex,
-  sidecarKey,
-} from '@holdfast/core';
+import { canonicalJson, newEvent, RetentionPolicy, sha256Hex, sidecarKey } from '@holdfast/core';
 import { tempDir } from '@holdfast/testkit/temp-dir';
 import { LocalWormStore, ObjectConflictError } from '@holdfast/worm-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveEvent, PayloadHashMismatchError } from '../src/index.ts';
+import { emailEvent } from './email-event.ts';
 
 const policy = RetentionPolicy.defaults();
-
-function emailEvent(mime = 'Subject: hi\r\n\r\nhello\r\n'): EventEnvelope {
-  const id = '019a0000-0000-7000-8000-000000000001';
-  return newEvent({
-    id,
-    type: 'message.submitted',
-    occurredAt: new Date('2026-05-01T12:00:00.000Z'),
-    project: 'acme',
-    channel: 'email',
-    direction: 'outbound',
-    subject: id,
-    category: 'email-transactional',
-    data: {
-      mime,
-      sha256: sha256Hex(mime),
-      messageId: `<${id}@acme.example>`,
-      envelope: { from: 'a@acme.example', to: ['b@x.example'] },
-      headers: { from: 'a@acme.example', to: ['b@x.example'], cc: [], bcc: [], subject: 'hi' },
-      kind: 'transactional',
-      failMode: 'closed',
-      metadata: {},
-    },
-  });
-}
 
 async function countVersions(store: LocalWormStore): Promise<number> {
   let n = 0;

@@ -1,4 +1,4 @@
-import { loadConfig, newEvent, RetentionPolicy, sha256Hex, ValidationError } from '@holdfast/core';
+import { loadConfig, newEvent, RetentionPolicy, ValidationError } from '@holdfast/core';
 import { createProducer } from '@holdfast/producer';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { type S3Server, startS3Server } from '@holdfast/testkit/s3-server';
@@ -16,6 +16,7 @@ import {
   releaseHold,
   start,
 } from '../src/index.ts';
+import { emailEvent } from './email-event.ts';
 
 const policy = RetentionPolicy.defaults();
 const DAY = 86_400_000;
@@ -163,29 +164,8 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
   });
 
   it('a participant selects a message by its sidecar, and holds the message bytes with it', async () => {
-    const email = (id: string, to: string) => {
-      const mime = `To: ${to}\r\nSubject: hi\r\n\r\nhello\r\n`;
-      return newEvent({
-        id,
-        type: 'message.submitted',
-        occurredAt: new Date('2026-05-01T12:00:00.000Z'),
-        project: 'acme',
-        channel: 'email',
-        direction: 'outbound',
-        subject: id,
-        category: 'email-transactional',
-        data: {
-          mime,
-          sha256: sha256Hex(mime),
-          messageId: `<${id}@acme.example>`,
-          envelope: { from: 'a@acme.example', to: [to] },
-          headers: { from: 'a@acme.example', to: [to], cc: [], bcc: [], subject: 'hi' },
-          kind: 'transactional',
-          failMode: 'closed',
-          metadata: {},
-        },
-      });
-    };
+    const email = (id: string, to: string) =>
+      emailEvent({ id, to, mime: `To: ${to}\r\nSubject: hi\r\n\r\nhello\r\n` });
     const wanted = await archiveEvent(
       backend.store,
       policy,
@@ -302,112 +282,95 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
 });
 
 describe('writes under an open matter', () => {
-  it('are held at write time by the archiver', async () => {
-    const redis = await startRedis();
-    const dir = await tempDir();
-    const client = new Redis(redis.url);
-    const store = await LocalWormStore.open({ dir: `${dir.path}/store` });
+  let redis: TestRedis;
+  let dir: { path: string; remove(): Promise<void> };
+  let client: Redis;
+  let store: LocalWormStore;
+  let archiver: { close(): Promise<void> };
+  let producer: Awaited<ReturnType<typeof createProducer>>;
+  beforeEach(async () => {
+    redis = await startRedis();
+    dir = await tempDir();
+    client = new Redis(redis.url);
+    store = await LocalWormStore.open({ dir: `${dir.path}/store` });
     const config = loadConfig({
       REDIS_URL: redis.url,
       HOLDFAST_SPOOL_DIR: `${dir.path}/spool`,
       HOLDFAST_LOG_LEVEL: 'silent',
       HOLDFAST_METRICS_PORT: '0',
     });
-    const archiver = await start(config, { store });
-    const producer = await createProducer({
+    archiver = await start(config, { store });
+    producer = await createProducer({
       project: 'acme',
       redisUrl: redis.url,
       spoolDir: `${dir.path}/producer`,
     });
-    try {
-      await placeHold(store, client, policy, {
-        matter: 'LIT-7',
-        reason: 'litigation',
-        actor: 'counsel',
-        selection: { subject: 'acct-9' },
-      });
-      const held = await producer.record({
-        category: 'financial-transaction',
-        type: 'transaction.posted',
-        subject: 'acct-9',
-        data: { amount: '1.00' },
-      });
-      const free = await producer.record({
-        category: 'financial-transaction',
-        type: 'transaction.posted',
-        subject: 'acct-10',
-        data: { amount: '2.00' },
-      });
-      const deadline = Date.now() + 20_000;
-      while (
-        Date.now() < deadline &&
-        !((await store.head(held.archiveKey)) && (await store.head(free.archiveKey)))
-      )
-        await new Promise((r) => setTimeout(r, 50));
-      expect((await store.head(held.archiveKey))!.legalHold).toBe(true);
-      expect((await store.head(free.archiveKey))!.legalHold).toBe(false);
-      const released = await releaseHold(store, client, policy, { matter: 'LIT-7', actor: 'counsel' });
-      expect(released.released.map((o) => o.key)).toContain(held.archiveKey);
-      expect((await store.head(held.archiveKey))!.legalHold).toBe(false);
-    } finally {
-      await producer.close();
-      await archiver.close();
-      await store.close();
-      client.disconnect();
-      await redis.stop();
-      await dir.remove();
-    }
+  });
+  afterEach(async () => {
+    await producer.close();
+    await archiver.close();
+    await store.close();
+    client.disconnect();
+    await redis.stop();
+    await dir.remove();
+  });
+
+  it('are held at write time by the archiver', async () => {
+    await placeHold(store, client, policy, {
+      matter: 'LIT-7',
+      reason: 'litigation',
+      actor: 'counsel',
+      selection: { subject: 'acct-9' },
+    });
+    const held = await producer.record({
+      category: 'financial-transaction',
+      type: 'transaction.posted',
+      subject: 'acct-9',
+      data: { amount: '1.00' },
+    });
+    const free = await producer.record({
+      category: 'financial-transaction',
+      type: 'transaction.posted',
+      subject: 'acct-10',
+      data: { amount: '2.00' },
+    });
+    const deadline = Date.now() + 20_000;
+    while (
+      Date.now() < deadline &&
+      !((await store.head(held.archiveKey)) && (await store.head(free.archiveKey)))
+    )
+      await new Promise((r) => setTimeout(r, 50));
+    expect((await store.head(held.archiveKey))!.legalHold).toBe(true);
+    expect((await store.head(free.archiveKey))!.legalHold).toBe(false);
+    const released = await releaseHold(store, client, policy, { matter: 'LIT-7', actor: 'counsel' });
+    expect(released.released.map((o) => o.key)).toContain(held.archiveKey);
+    expect((await store.head(held.archiveKey))!.legalHold).toBe(false);
   });
 
   it('are held even after Redis lost the matter registry: the archiver restores it from the archive first', async () => {
-    const redis = await startRedis();
-    const dir = await tempDir();
-    const client = new Redis(redis.url);
-    const store = await LocalWormStore.open({ dir: `${dir.path}/store` });
-    const config = loadConfig({
-      REDIS_URL: redis.url,
-      HOLDFAST_SPOOL_DIR: `${dir.path}/spool`,
-      HOLDFAST_LOG_LEVEL: 'silent',
-      HOLDFAST_METRICS_PORT: '0',
+    await placeHold(store, client, policy, {
+      matter: 'LIT-8',
+      reason: 'litigation',
+      actor: 'counsel',
+      selection: { subject: 'acct-9' },
     });
-    const archiver = await start(config, { store });
-    const producer = await createProducer({
-      project: 'acme',
-      redisUrl: redis.url,
-      spoolDir: `${dir.path}/producer`,
+    await client.flushall();
+    // Past the archiver's cached view of the matters: it reads the (now empty) registry again.
+    await new Promise((r) => setTimeout(r, MATTER_CACHE_MS * 1.5));
+    const held = await producer.record({
+      category: 'financial-transaction',
+      type: 'transaction.posted',
+      subject: 'acct-9',
+      data: { amount: '1.00' },
     });
-    try {
-      await placeHold(store, client, policy, {
-        matter: 'LIT-8',
-        reason: 'litigation',
-        actor: 'counsel',
-        selection: { subject: 'acct-9' },
-      });
-      await client.flushall();
-      // Past the archiver's cached view of the matters: it reads the (now empty) registry again.
-      await new Promise((r) => setTimeout(r, MATTER_CACHE_MS * 1.5));
-      const held = await producer.record({
-        category: 'financial-transaction',
-        type: 'transaction.posted',
-        subject: 'acct-9',
-        data: { amount: '1.00' },
-      });
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline && !(await store.head(held.archiveKey)))
-        await new Promise((r) => setTimeout(r, 50));
-      expect((await store.head(held.archiveKey))!.legalHold).toBe(true);
-      expect(await openMatters(client)).toEqual([
-        expect.objectContaining({ matter: 'LIT-8', selection: { subject: 'acct-9' } }),
-      ]);
-      const released = await releaseHold(store, client, policy, { matter: 'LIT-8', actor: 'counsel' });
-      expect(released.released.map((o) => o.key)).toContain(held.archiveKey);
-    } finally {
-      await producer.close();
-      await archiver.close();
-      await store.close();
-      client.disconnect();
-      await redis.stop();
-      await dir.remove();
-    }
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && !(await store.head(held.archiveKey)))
+      await new Promise((r) => setTimeout(r, 50));
+    expect((await store.head(held.archiveKey))!.legalHold).toBe(true);
+    expect(await openMatters(client)).toEqual([
+      expect.objectContaining({ matter: 'LIT-8', selection: { subject: 'acct-9' } }),
+    ]);
+    const released = await releaseHold(store, client, policy, { matter: 'LIT-8', actor: 'counsel' });
+    expect(released.released.map((o) => o.key)).toContain(held.archiveKey);
   });
 });
