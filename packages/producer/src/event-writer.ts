@@ -115,7 +115,6 @@ export class EventWriter {
   /** Event id -> the batch job that archives it, while this process knows of one. */
   readonly #batchOf = new Map<string, string>();
   readonly #log: Logger;
-  readonly #redisUrl: string;
   readonly #redeliverAfterMs: number;
   readonly #drainIntervalMs: number;
   readonly #maxBacklog: number;
@@ -134,7 +133,6 @@ export class EventWriter {
     this.#spool = spool;
     this.#writerId = spool.id;
     this.#log = options.logger;
-    this.#redisUrl = options.redisUrl;
     this.#redeliverAfterMs = options.redeliverAfterMs;
     this.#drainIntervalMs = options.drainIntervalMs;
     this.#maxBacklog = options.maxBacklog;
