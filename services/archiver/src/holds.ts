@@ -10,7 +10,7 @@ import {
 import type { ObjectStore } from '@holdfast/worm-store';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { archiveOperatorAction, OPERATOR_CATEGORY } from './operator-event.ts';
+import { archiveOperatorAction, OPERATOR_CATEGORY, operatorCategoryOf } from './operator-event.ts';
 
 /**
  * Legal holds as matters. A matter selects objects; every version it selects gets the store's
@@ -337,8 +337,7 @@ export async function ensureMatterRegistry(
       continue;
     }
     try {
-      const categories = policy.has(OPERATOR_CATEGORY) ? [OPERATOR_CATEGORY] : ['default'];
-      const restored = await restoreMatterRegistry(store, redis, categories);
+      const restored = await restoreMatterRegistry(store, redis, [operatorCategoryOf(policy)]);
       await redis.set(REGISTRY_RESTORED, new Date().toISOString());
       onRestored?.(restored);
     } finally {

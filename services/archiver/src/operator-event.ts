@@ -5,6 +5,11 @@ import { archiveEvent } from './archive-event.ts';
 /** The retention category of the platform's own administrative record (holds, disposals, policy changes). */
 export const OPERATOR_CATEGORY = 'audit-log-admin';
 
+/** Where operator events are archived under `policy`: their own category, or `default` without it. */
+export function operatorCategoryOf(policy: RetentionPolicy): string {
+  return policy.has(OPERATOR_CATEGORY) ? OPERATOR_CATEGORY : 'default';
+}
+
 export interface OperatorAction {
   /** e.g. `hold.placed`, `hold.released`, `retention.extended`, `disposal.executed`, `policy.changed`. */
   type: string;
@@ -35,7 +40,7 @@ export async function archiveOperatorAction(
     channel: 'record',
     direction: 'internal',
     subject: action.subject,
-    category: policy.has(OPERATOR_CATEGORY) ? OPERATOR_CATEGORY : 'default',
+    category: operatorCategoryOf(policy),
     data: { actor: action.actor, ...action.data },
   });
   const archived = await archiveEvent(store, policy, event);

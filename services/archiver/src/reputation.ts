@@ -14,7 +14,7 @@ import {
 import type { ObjectStore } from '@holdfast/worm-store';
 import type { Redis } from 'ioredis';
 import { archiveEvent } from './archive-event.ts';
-import { OPERATOR_CATEGORY } from './operator-event.ts';
+import { operatorCategoryOf } from './operator-event.ts';
 
 /**
  * Sender reputation for outbound email, per project. SES puts an account under review at a 5%
@@ -345,7 +345,7 @@ function operatorEvent(
     channel: 'record',
     direction: 'internal',
     subject: `email-pause:${project}`,
-    category: policy.has(OPERATOR_CATEGORY) ? OPERATOR_CATEGORY : 'default',
+    category: operatorCategoryOf(policy),
     data,
   });
 }
