@@ -202,9 +202,13 @@ export async function start(
   const reputation = { redis, store, policy, log, thresholds: config.reputation };
   // A pause whose audit event a crash left unwritten is recorded before new work.
   await completePendingPauses(reputation);
-  const mediaQueue = openQueue<MediaJobData>(QUEUES.media, redis, log);
+  // BullMQ defines its ~60 scripts on a queue's connection, and an auto-pipelined connection
+  // copies every defined script onto each pipeline it builds (one per turn of the event loop):
+  // the queues get a connection of their own so the claims' pipelines stay cheap.
+  const queueRedis = createRedisConnection(config.redisUrl, 'worker', 'holdfast-archiver-queues', log);
+  const mediaQueue = openQueue<MediaJobData>(QUEUES.media, queueRedis, log);
 
-  const archiveQueue = openQueue<ArchiveJobData>(QUEUES.archive, redis, log);
+  const archiveQueue = openQueue<ArchiveJobData>(QUEUES.archive, queueRedis, log);
   const batchSlot = pLimit(MAX_BATCH_EVENTS_IN_FLIGHT);
 
   /**
@@ -382,6 +386,7 @@ export async function start(
       await ops.close();
       await archiveQueue.close();
       await mediaQueue.close();
+      queueRedis.disconnect();
       redis.disconnect();
       if (ownsStore) await store.close();
       storeBreaker.shutdown();
