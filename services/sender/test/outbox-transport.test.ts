@@ -88,6 +88,33 @@ describe('OutboxTransport', () => {
     expect(await readdir(dir.path)).toEqual([]);
   });
 
+  it('completes sends made side by side, each .eml with its envelope and no temp file left', async () => {
+    const outbox = new OutboxTransport(join(dir.path, 'out'));
+    const sent = await Promise.all(Array.from({ length: 40 }, (_, i) => outbox.send(email(`e${i}`))));
+    expect(new Set(sent.map((s) => s.providerMessageId)).size).toBe(40);
+    const names = await readdir(join(dir.path, 'out'));
+    expect(names.filter((n) => n.endsWith('.eml'))).toHaveLength(40);
+    expect(names.filter((n) => n.endsWith('.envelope.json'))).toHaveLength(40);
+    expect(names.some((n) => n.endsWith('.tmp'))).toBe(false);
+    for (let i = 0; i < 40; i++) {
+      expect(await outbox.lookup(email(`e${i}`), new Date())).toEqual({
+        found: true,
+        providerMessageId: sent[i]!.providerMessageId,
+      });
+    }
+  });
+
+  it('makes its directory again when an operator removed it between sends', async () => {
+    const outbox = new OutboxTransport(join(dir.path, 'out'));
+    await outbox.send(email('e1'));
+    await rm(join(dir.path, 'out'), { recursive: true });
+    const again = await outbox.send(email('e2'));
+    expect(await outbox.lookup(email('e2'), new Date())).toEqual({
+      found: true,
+      providerMessageId: again.providerMessageId,
+    });
+  });
+
   it('reports a directory it cannot write as a retryable failure that sent nothing', async () => {
     const blocker = join(dir.path, 'not-a-dir');
     await writeFile(blocker, 'x');

@@ -1,7 +1,8 @@
-import { mkdir, open, readdir, rename } from 'node:fs/promises';
+import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { newEventId } from '@holdfast/core';
 import { PermanentSendError, SendError } from '../errors.ts';
+import { DirectorySync } from './directory-sync.ts';
 import type { LookupResult, SendResult } from './transport.ts';
 
 /** One file of a send: its name ends with `suffix`, after `<eventId>.<sendId>`. */
@@ -15,34 +16,39 @@ const SAFE_EVENT_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**
  * A directory that keeps a copy of every send, like a provider's log: each send call writes its
- * files as `<eventId>.<sendId><suffix>`, each durably (fsync, atomic rename, fsync of the
- * directory). The marker file is written last, so its presence means "sent". Send ids are UUIDv7,
- * so they sort by time and the first send of an event is the smallest.
+ * files as `<eventId>.<sendId><suffix>`, each durably (written and synced under a temp name, then
+ * renamed in order, the marker last, so its presence means "sent"). One sync of the directory
+ * makes a send's renames durable, and sends that finish their renames together share it. Send
+ * ids are UUIDv7, so they sort by time and the first send of an event is the smallest.
  */
 export class OutboxFiles {
   readonly dir: string;
   readonly #marker: string;
+  readonly #dirSync: DirectorySync;
+  /** Set once the directory is known to exist; a send that finds it gone creates it again. */
+  #dirMade = false;
 
   /** `marker`: the suffix of the file whose presence means the send happened, e.g. `.eml`. */
   constructor(dir: string, marker: string) {
     this.dir = dir;
     this.#marker = marker;
+    this.#dirSync = new DirectorySync(dir);
   }
 
-  /** Writes the files in order (the marker last) and returns the send's provider message id. */
+  /** Writes the files (the marker last) and returns the send's provider message id. */
   async write(eventId: string, files: readonly OutboxFile[]): Promise<SendResult> {
     checkEventId(eventId);
     if (files.at(-1)?.suffix !== this.#marker)
       throw new Error(`the last outbox file must be the ${this.#marker}`);
     const sendId = newEventId();
+    const paths = files.map((file) => join(this.dir, `${eventId}.${sendId}${file.suffix}`));
     let markerInPlace = false;
     try {
-      await mkdir(this.dir, { recursive: true });
-      for (const file of files) {
-        await writeDurably(this.dir, `${eventId}.${sendId}${file.suffix}`, file.bytes, () => {
-          markerInPlace = file.suffix === this.#marker;
-        });
-      }
+      await this.#writeTemps(paths, files);
+      for (const path of paths) await rename(`${path}.tmp`, path);
+      markerInPlace = true;
+      // The renames are durable only once the directory's entries are.
+      await this.#dirSync.sync();
     } catch (error) {
       // Before the marker's rename nothing counts as sent; after it, only its durability is in doubt.
       throw new SendError('outbox', `could not write to ${this.dir}: ${(error as Error).message}`, {
@@ -52,6 +58,23 @@ export class OutboxFiles {
       });
     }
     return { providerMessageId: `outbox-${sendId}` };
+  }
+
+  async #writeTemps(paths: readonly string[], files: readonly OutboxFile[]): Promise<void> {
+    if (!this.#dirMade) {
+      await mkdir(this.dir, { recursive: true });
+      this.#dirMade = true;
+    }
+    try {
+      await Promise.all(files.map((file, i) => writeSynced(`${paths[i]}.tmp`, file.bytes)));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // The directory went away (an operator emptied it): make it again, once.
+      this.#dirMade = false;
+      await mkdir(this.dir, { recursive: true });
+      this.#dirMade = true;
+      await Promise.all(files.map((file, i) => writeSynced(`${paths[i]}.tmp`, file.bytes)));
+    }
   }
 
   /** The first send of this event, if there was one. */
@@ -90,28 +113,7 @@ function checkEventId(eventId: string): void {
   }
 }
 
-async function writeDurably(
-  dir: string,
-  name: string,
-  bytes: Uint8Array,
-  renamed: () => void,
-): Promise<void> {
-  const path = join(dir, name);
-  const temp = `${path}.tmp`;
-  const file = await open(temp, 'wx');
-  try {
-    await file.writeFile(bytes);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(temp, path);
-  renamed();
-  // The rename is durable only once the directory entry is.
-  const directory = await open(dir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+/** A new file, its bytes on disk before it is closed (`flush` syncs it). */
+function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
+  return writeFile(path, bytes, { flag: 'wx', flush: true });
 }
