@@ -129,6 +129,37 @@ describe('LocalWormStore journal', () => {
     }
   });
 
+  it('settles what format-1 code left beside a small version: an orphan blob goes, a torn blob its manifest names comes back', async () => {
+    const acked = await writeThenDie(4);
+    const [orphaned, blobbed] = acked.filter((a) => a.body.length <= INLINE_MAX_BYTES);
+    const manifestOf = (a: Acked) => join(keyDir(dir, a.key), manifestName(a.versionId, 0));
+    const blobOf = (a: Acked) => join(keyDir(dir, a.key), blobName(a.versionId));
+    // Format-1 code wrote every version's bytes to a blob first; a power loss then tore the manifest.
+    await writeFile(blobOf(orphaned!), orphaned!.body);
+    await unlink(manifestOf(orphaned!));
+    await writeFile(manifestOf(orphaned!), '{"format":1,"key"');
+    // Or its manifest (no bytes inside) survived whole and the blob it points to was torn.
+    const { inline: _bytes, ...format1 } = JSON.parse(await readFile(manifestOf(blobbed!), 'utf8'));
+    await unlink(manifestOf(blobbed!));
+    await writeFile(manifestOf(blobbed!), JSON.stringify(format1));
+    await writeFile(blobOf(blobbed!), blobbed!.body.slice(0, 100));
+
+    const store = await LocalWormStore.open({ dir });
+    try {
+      for (const { key, versionId, body } of [orphaned!, blobbed!]) {
+        const got = await store.get(key);
+        expect(got.head.versionId).toBe(versionId);
+        expect(Buffer.from(got.body).toString()).toBe(body);
+      }
+      // Rewritten as a put now places it: the bytes in the manifest, the orphan gone.
+      expect(await readdir(keyDir(dir, orphaned!.key))).toEqual([manifestName(orphaned!.versionId, 0)]);
+      // The surviving manifest decides where the bytes live: its blob, whole again.
+      expect(await readFile(blobOf(blobbed!), 'utf8')).toBe(blobbed!.body);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('replays the entries before a torn tail and ignores the tail', async () => {
     const acked = await writeThenDie(3);
     const [segment] = await readdir(join(dir, JOURNAL_DIR));
