@@ -8,7 +8,7 @@ import {
   UNCERTAIN_SENDS_KEY,
 } from '@holdfast/core';
 import type { EventWriter } from '@holdfast/producer';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { SendError } from './errors.ts';
 import type { Transport } from './transports/index.ts';
 
@@ -77,10 +77,10 @@ export class SendAttempts {
   ): Promise<SendJobResult> {
     const outcomeKey = `${QUEUE_PREFIX}:send-outcome:${event.id}`;
     const attemptKey = `${QUEUE_PREFIX}:send-attempt:${event.id}`;
-    const settled = await this.#redis.get(outcomeKey);
+    // Both markers in one round trip; the outcome, if there is one, decides.
+    const [settled, open] = await Promise.all([this.#redis.get(outcomeKey), this.#openAttempt(attemptKey)]);
     if (settled) return this.#replay(parseEvent(JSON.parse(settled)));
 
-    const open = await this.#openAttempt(attemptKey);
     const outcome = (type: string, data: object) =>
       newEvent({
         type,
@@ -93,10 +93,16 @@ export class SendAttempts {
         data: { transport: transport.name, ...data },
       });
     const settle = async (recorded: EventEnvelope): Promise<void> => {
-      // The marker holds the whole event so a retry records the very same event (same id, same key).
-      await this.#redis.set(outcomeKey, JSON.stringify(recorded), 'EX', OUTCOME_TTL_SECONDS);
+      // The marker holds the whole event so a retry records the very same event (same id, same
+      // key): a crash before the submit below leaves a retry to record it. The outcome marker
+      // outranks the attempt marker, so both change in one transaction.
+      await commit(
+        this.#redis
+          .multi()
+          .set(outcomeKey, JSON.stringify(recorded), 'EX', OUTCOME_TTL_SECONDS)
+          .del(attemptKey),
+      );
       await this.#writer.submit(recorded, 'archive');
-      await this.#redis.del(attemptKey);
     };
 
     if (open) {
@@ -149,8 +155,12 @@ export class SendAttempts {
     // A stalled job runs again under the same job attempt: number calls, not job runs.
     const attempt = Math.max(job.attempt, (open?.attempt ?? 0) + 1);
     await this.#writer.submit(outcome('message.send-attempted', { attempt }), 'archive');
-    await this.#redis.hset(attemptKey, { attempt, startedAt: new Date().toISOString() });
-    await this.#redis.expire(attemptKey, OUTCOME_TTL_SECONDS);
+    await commit(
+      this.#redis
+        .multi()
+        .hset(attemptKey, { attempt, startedAt: new Date().toISOString() })
+        .expire(attemptKey, OUTCOME_TTL_SECONDS),
+    );
 
     let providerMessageId: string;
     try {
@@ -190,11 +200,12 @@ export class SendAttempts {
 
   async #listUncertain(event: EventEnvelope): Promise<void> {
     const now = Date.now();
-    await this.#redis
-      .multi()
-      .zadd(UNCERTAIN_SENDS_KEY, now, `${event.channel}/${event.id}`)
-      .zremrangebyscore(UNCERTAIN_SENDS_KEY, '-inf', now - UNCERTAIN_KEEP_MS)
-      .exec();
+    await commit(
+      this.#redis
+        .multi()
+        .zadd(UNCERTAIN_SENDS_KEY, now, `${event.channel}/${event.id}`)
+        .zremrangebyscore(UNCERTAIN_SENDS_KEY, '-inf', now - UNCERTAIN_KEEP_MS),
+    );
   }
 
   async #openAttempt(key: string): Promise<OpenAttempt | undefined> {
@@ -234,4 +245,9 @@ function asSendError(transport: string, error: unknown): SendError {
     reachedProvider: 'unknown',
     cause: error,
   });
+}
+
+/** Runs a MULTI; ioredis reports a command that failed inside one per command, so check each. */
+async function commit(transaction: ChainableCommander): Promise<void> {
+  for (const [error] of (await transaction.exec()) ?? []) if (error) throw error;
 }

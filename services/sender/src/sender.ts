@@ -120,7 +120,10 @@ export async function start(
     redeliverAfterMs: options.redeliverAfterMs,
     maxBacklog: config.spoolMaxBacklog,
   });
-  const redis = createRedisConnection(redisUrl, 'worker', 'holdfast-sender-markers', log);
+  // Auto-pipelined: the markers of sends running side by side share writes to Redis.
+  const redis = createRedisConnection(redisUrl, 'worker', 'holdfast-sender-markers', log, {
+    autoPipelining: true,
+  });
   const attempts = new SendAttempts(redis, writer, log);
   const metrics = holdfastMetrics();
   observeSpool(metrics, 'sender', writer);
@@ -204,7 +207,10 @@ export async function start(
   );
 
   let closed = false;
-  const sendQueues = Object.values(SEND_QUEUES).map((name) => openQueue(name, redis, log));
+  // Not on the markers' connection: BullMQ defines its scripts on a queue's connection, and an
+  // auto-pipelined connection copies every defined script onto each pipeline it builds.
+  const queueRedis = createRedisConnection(redisUrl, 'worker', 'holdfast-sender-queues', log);
+  const sendQueues = Object.values(SEND_QUEUES).map((name) => openQueue(name, queueRedis, log));
   const ops = await startOpsServer({
     port: config.metricsPort,
     queues: sendQueues,
@@ -236,6 +242,7 @@ export async function start(
       await writer.close();
       await Promise.all(Object.values(transports).map((t) => t.close()));
       for (const b of Object.values(breakers)) b.shutdown();
+      queueRedis.disconnect();
       redis.disconnect();
     },
   };
