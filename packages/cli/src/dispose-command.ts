@@ -1,6 +1,6 @@
 import { archiveOperatorAction, openMatters } from '@holdfast/archiver';
 import { loadConfig, QUEUE_PREFIX, type RetentionPolicy, ValidationError } from '@holdfast/core';
-import type { ObjectStore } from '@holdfast/worm-store';
+import { getJson, type ObjectStore } from '@holdfast/worm-store';
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import { resolveActor } from './actor.ts';
@@ -59,8 +59,8 @@ const DESTRUCTION_LOG_TYPES = new Set(['disposal.executed', 'disposal.completed'
 async function isDestructionLog(store: ObjectStore, key: string, versionId: string): Promise<boolean> {
   if (!key.startsWith('records/') || !key.endsWith('.json') || key.endsWith('.meta.json')) return false;
   try {
-    const doc = JSON.parse(Buffer.from((await store.get(key, { versionId })).body).toString('utf8'));
-    return DESTRUCTION_LOG_TYPES.has(doc?.type);
+    const doc = (await getJson(store, key, { versionId })) as { type?: unknown } | null;
+    return typeof doc?.type === 'string' && DESTRUCTION_LOG_TYPES.has(doc.type);
   } catch {
     return false;
   }

@@ -1,6 +1,6 @@
 import { archiveOperatorAction } from '@holdfast/archiver';
 import { type RetentionPolicy, ValidationError } from '@holdfast/core';
-import { type ObjectStore, RetentionShortenError } from '@holdfast/worm-store';
+import { getJson, type ObjectStore, RetentionShortenError } from '@holdfast/worm-store';
 import type { Command } from 'commander';
 import { resolveActor } from './actor.ts';
 import { loadPolicy, withStore } from './context.ts';
@@ -53,7 +53,7 @@ export async function findSubjectVersions(
     if (!key.endsWith('.json')) continue;
     let doc: Record<string, unknown>;
     try {
-      doc = JSON.parse(Buffer.from((await store.get(key)).body).toString('utf8'));
+      doc = (await getJson(store, key)) as Record<string, unknown>;
     } catch {
       continue;
     }

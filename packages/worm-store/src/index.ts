@@ -1,4 +1,5 @@
 export * from './errors.ts';
+export { getJson } from './get-json.ts';
 export { guardObjectStore, isStoreOutage, type StoreCallGuard } from './guarded-object-store.ts';
 export { LocalWormStore, type LocalWormStoreOptions } from './local-worm-store.ts';
 export type {

@@ -7,7 +7,7 @@ import {
   ValidationError,
   zodIssues,
 } from '@holdfast/core';
-import type { ObjectStore } from '@holdfast/worm-store';
+import { getJson, type ObjectStore } from '@holdfast/worm-store';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { archiveOperatorAction, OPERATOR_CATEGORY, operatorCategoryOf } from './operator-event.ts';
@@ -411,7 +411,7 @@ async function holdEvents(store: ObjectStore, categories: readonly string[]): Pr
   for (const category of categories) {
     for await (const { key } of store.list(`records/${category}/`)) {
       if (!key.endsWith('.json')) continue;
-      const value = JSON.parse(Buffer.from((await store.get(key)).body).toString('utf8')) as EventEnvelope;
+      const value = (await getJson(store, key)) as EventEnvelope;
       if (value.type === 'hold.placed' || value.type === 'hold.released') events.push(value);
     }
   }
@@ -445,10 +445,7 @@ async function selectVersions(store: ObjectStore, selection: HoldSelection): Pro
     let facts: ObjectFacts = { key, ...factsFromKey(key), participants: [] };
     const readIt = needsContent || (selection.project !== undefined && key.startsWith('records/'));
     if (readIt && key.endsWith('.json')) {
-      const value = JSON.parse(Buffer.from((await store.get(key)).body).toString('utf8')) as Record<
-        string,
-        unknown
-      >;
+      const value = (await getJson(store, key)) as Record<string, unknown>;
       facts = key.endsWith('.meta.json')
         ? factsFromSidecar(key, value)
         : factsFromEvent(value as unknown as EventEnvelope, key);

@@ -1,4 +1,5 @@
 import { type EventEnvelope, QUEUE_PREFIX } from '@holdfast/core';
+import { getJson, type ObjectStore } from '@holdfast/worm-store';
 import type { Redis } from 'ioredis';
 
 /**
@@ -138,29 +139,27 @@ async function readEntries(redis: Redis, subject: string): Promise<TimelineEntry
  * run over a live read model.
  */
 export async function rebuildTimelines(
-  store: {
-    list(prefix: string): AsyncIterable<{ key: string }>;
-    get(key: string): Promise<{ body: Uint8Array }>;
-  },
+  store: Pick<ObjectStore, 'list' | 'get'>,
   redis: Redis,
 ): Promise<{ events: number }> {
   let events = 0;
   for await (const { key } of store.list('')) {
     if (key.startsWith('records/') || !key.endsWith('.json')) continue;
-    const value = JSON.parse(Buffer.from((await store.get(key)).body).toString('utf8'));
+    const value = await getJson(store, key);
     if (key.endsWith('.meta.json')) {
+      const sidecar = value as Omit<TimelineEntry, 'key'> & { subject: string; blob: { key: string } };
       const entry: TimelineEntry = {
-        eventId: value.eventId,
-        project: value.project,
-        type: value.type,
-        occurredAt: value.occurredAt,
-        channel: value.channel,
-        direction: value.direction,
-        key: value.blob.key,
+        eventId: sidecar.eventId,
+        project: sidecar.project,
+        type: sidecar.type,
+        occurredAt: sidecar.occurredAt,
+        channel: sidecar.channel,
+        direction: sidecar.direction,
+        key: sidecar.blob.key,
       };
       await redis.zadd(
-        timelineKey(value.subject),
-        String(Date.parse(value.occurredAt)),
+        timelineKey(sidecar.subject),
+        String(Date.parse(sidecar.occurredAt)),
         JSON.stringify(entry),
       );
     } else {
