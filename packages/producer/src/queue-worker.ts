@@ -41,7 +41,8 @@ const MAX_STALLS = 20;
 /** What `startQueueWorker` attached to each worker, for `closeQueueWorker` to stop. */
 const deadLetterWatches = new WeakMap<Worker, DeadLetterWatch>();
 const breakerGates = new WeakMap<Worker, BreakerGate>();
-const ackClients = new WeakMap<Worker, Redis>();
+/** The connections startQueueWorker made for a worker, which closeQueueWorker ends. */
+const ownedConnections = new WeakMap<Worker, { main: Redis; acks: Redis; log: Logger; name: string }>();
 
 /**
  * A BullMQ worker set up the Holdfast way: a connection that waits out Redis outages, the
@@ -58,8 +59,9 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
   });
   const report = reporter(acks, options);
   const processor = holdingBackOnOpenBreakers(reportingDone(options.process, report));
+  const main = createRedisConnection(options.redisUrl, 'worker', options.name, options.log);
   const worker = new Worker<D, R>(options.queue, processor, {
-    connection: createRedisConnection(options.redisUrl, 'worker', options.name, options.log),
+    connection: main,
     prefix: QUEUE_PREFIX,
     concurrency: options.concurrency,
     lockDuration: options.stalledJobMs ?? 30_000,
@@ -86,7 +88,7 @@ export async function startQueueWorker<D, R>(options: QueueWorkerOptions<D, R>):
       sweepIntervalMs: options.deadLetterSweepMs,
     }),
   );
-  ackClients.set(worker as Worker, acks);
+  ownedConnections.set(worker as Worker, { main, acks, log: options.log, name: options.name });
   // Every failed attempt is emitted; only one that failed for good has finished (`finishedOn`).
   // (A fail-closed message whose archive child failed for good is failed by the send worker that
   // takes it next, without running it: reported here like any other.) Attached before the worker
@@ -191,12 +193,14 @@ export function deadLetterWatchOf(worker: Worker): DeadLetterWatch | undefined {
 }
 
 /**
- * Stop taking jobs and let active ones finish; after `graceMs` (say, Redis is down and the worker
- * cannot even hand its jobs back) force it closed: the stalled-job check re-runs those jobs
- * elsewhere, and every handler is idempotent.
+ * Stop taking jobs and let active ones finish; after `graceMs` (a job outlasting it, or Redis
+ * down so the worker cannot even hand its jobs back) cut the worker's connection and return:
+ * the stalled-job check re-runs those jobs elsewhere, and every handler is idempotent.
  */
 export async function closeQueueWorker(worker: Worker, graceMs = 10_000): Promise<void> {
   const deadline = Date.now() + graceMs;
+  const owned = ownedConnections.get(worker);
+  ownedConnections.delete(worker);
   // First: a breaker turning half-open must not resume a worker that is closing.
   breakerGates.get(worker)?.close();
   breakerGates.delete(worker);
@@ -204,16 +208,22 @@ export async function closeQueueWorker(worker: Worker, graceMs = 10_000): Promis
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), graceMs);
   });
-  const outcome = await Promise.race([worker.close().then(() => 'closed' as const), timedOut]);
+  const closing = worker.close();
+  const outcome = await Promise.race([closing.then(() => 'closed' as const), timedOut]);
   clearTimeout(timer);
-  if (outcome === 'timeout') await worker.close(true);
+  if (outcome === 'timeout') {
+    // Not `close(true)`: it returns the close already under way, and BullMQ's close waits for
+    // good on a connection that was reconnecting when it began (taskforcesh/bullmq#4656).
+    closing.catch(() => undefined);
+    owned?.main.disconnect();
+    owned?.log.warn({ worker: owned.name, graceMs }, 'worker did not close in time; its connection was cut');
+  }
   // After the worker: the failures of the jobs it finished while closing are recorded too.
   const watch = deadLetterWatches.get(worker);
   deadLetterWatches.delete(worker);
   await watch?.close(Math.max(1000, deadline - Date.now()));
   // Last: the jobs it finished while closing are reported (quit waits for replies in flight).
-  const acks = ackClients.get(worker);
-  ackClients.delete(worker);
+  const acks = owned?.acks;
   if (acks?.status === 'ready') await acks.quit().catch(() => acks.disconnect());
   else acks?.disconnect();
 }
