@@ -52,6 +52,9 @@ export class AckListener {
   #lastId = '0-0';
   #closed = false;
   readonly #loop: Promise<void>;
+  /** Settles when close() is called: the read loop never waits on Redis past that. */
+  readonly #stopped: Promise<'stopped'>;
+  #stop!: () => void;
 
   /**
    * `redis` (the writer's own connection) creates the stream and keeps it alive; the listener
@@ -69,6 +72,9 @@ export class AckListener {
     this.#onAck = options.onAck;
     this.#log = options.log;
     this.#reader = createRedisConnection(options.redisUrl, 'worker', 'holdfast-acks', options.log);
+    this.#stopped = new Promise((resolve) => {
+      this.#stop = () => resolve('stopped');
+    });
     // Workers only append to a stream that exists; it must exist before this writer's first job
     // (commands on one connection run in order, and jobs are added on this one once it is ready).
     // After a Redis restart that lost it, it is made again (the acks it lost: the drainer's).
@@ -94,13 +100,16 @@ export class AckListener {
     while (!this.#closed) {
       let reply: [string, [string, string[]][]][] | null;
       try {
-        reply = (await this.#reader.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.key, this.#lastId)) as
-          | [string, [string, string[]][]][]
-          | null;
+        const read = this.#reader.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.key, this.#lastId);
+        // A read queued while the connection is reconnecting never settles once it is cut.
+        read.catch(() => undefined);
+        const settled = await Promise.race([read, this.#stopped]);
+        if (settled === 'stopped') return;
+        reply = settled as [string, [string, string[]][]][] | null;
       } catch (error) {
         if (this.#closed) return;
         this.#log.debug({ err: (error as Error).message }, 'ack stream read failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 500)), this.#stopped]);
         continue;
       }
       for (const [, entries] of reply ?? []) {
@@ -117,6 +126,7 @@ export class AckListener {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stop();
     this.#reader.disconnect();
     await this.#loop;
   }

@@ -241,3 +241,43 @@ describe('ack streams', () => {
     }
   });
 });
+
+describe('ack streams while Redis is away', () => {
+  let redis: TestRedis;
+  let dir: { path: string; remove(): Promise<void> };
+  beforeEach(async () => {
+    redis = await startRedis();
+    dir = await tempDir();
+  });
+  afterEach(async () => {
+    await redis.stop();
+    await dir.remove();
+  });
+
+  // Its read was queued on a connection that is reconnecting; cutting that connection does not
+  // settle it. A service told to stop during an outage must still stop.
+  it('a writer closes while Redis is down, its read of the stream still pending', {
+    timeout: 20_000,
+  }, async () => {
+    const writer = await EventWriter.open({
+      spoolDir: dir.path,
+      redisUrl: redis.url,
+      drainIntervalMs: 60_000,
+    });
+    await redis.kill();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Accepted during the outage: spooled, its enqueue left to the drainer.
+    await writer.submit(record(1), 'archive');
+    await writer.close();
+    const reopened = await EventWriter.open({
+      spoolDir: dir.path,
+      redisUrl: redis.url,
+      drainIntervalMs: 60_000,
+    });
+    try {
+      expect(reopened.stats().spool.unacked).toBe(1);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
