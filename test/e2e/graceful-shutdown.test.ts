@@ -135,4 +135,32 @@ describe('graceful shutdown under load', () => {
       }
     }
   });
+  it('SIGTERM while Redis is down: every service still exits 0 within the deadline', async () => {
+    fleet = await startFleet();
+    const f = fleet;
+    const services = await Promise.all(
+      (['archiver', 'sender', 'media-fetcher', 'ingest'] as const).map(async (service) => {
+        const port = await freePort();
+        const p = new ServiceProcess(service, {
+          REDIS_URL: f.redis.url,
+          HOLDFAST_STORE: f.config.store,
+          HOLDFAST_SPOOL_DIR: join(f.dir, `${service}-process`),
+          ...(service === 'ingest' ? { PORT: String(port) } : { HOLDFAST_METRICS_PORT: String(port) }),
+          HOLDFAST_EMAIL_TRANSPORT: `outbox:${f.outboxDirs.email}`,
+          HOLDFAST_SMS_TRANSPORT: `outbox:${f.outboxDirs.sms}`,
+          HOLDFAST_SHUTDOWN_DEADLINE_MS: '25000',
+        });
+        processes.push(p);
+        return { p, ready: `http://127.0.0.1:${port}/readyz` };
+      }),
+    );
+    await Promise.all(services.map(({ p, ready }) => p.start(ready)));
+    // Their connections are reconnecting when the signal comes: BullMQ's own close would wait
+    // for them for good, and so did the ack stream's read.
+    await f.redis.kill();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const exits = await Promise.all(services.map(({ p }) => p.stop()));
+    expect(exits, 'exit codes (1 means the shutdown deadline passed)').toEqual([0, 0, 0, 0]);
+    await f.redis.restart();
+  });
 });
