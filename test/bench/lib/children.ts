@@ -8,6 +8,7 @@ const SERVICE_ENTRY = new URL('../workers/service.ts', import.meta.url).pathname
 const OWN_ENTRIES: Partial<Record<ServiceRole, string>> = {
   'media-fetcher': new URL('../workers/media-fetcher.ts', import.meta.url).pathname,
   'plain-fetch': new URL('../workers/plain-fetch.ts', import.meta.url).pathname,
+  'paced-load': new URL('../workers/paced-load.ts', import.meta.url).pathname,
 };
 
 export type ServiceRole =
@@ -17,7 +18,8 @@ export type ServiceRole =
   | 'ingest'
   | 'bare-http'
   | 'media-fetcher'
-  | 'plain-fetch';
+  | 'plain-fetch'
+  | 'paced-load';
 
 export interface ChildService {
   readonly name: string;

@@ -1,16 +1,15 @@
-import { createHmac } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startRedis } from '@holdfast/testkit/redis';
 import { tempDir } from '@holdfast/testkit/temp-dir';
 import autocannon from 'autocannon';
-import { startChild } from '../lib/children.ts';
+import { type ChildService, startChild } from '../lib/children.ts';
 import { figure, round } from '../lib/figures.ts';
 import { fsyncFloor } from '../lib/fsync-floor.ts';
-import { pacedLoad } from '../lib/paced-load.ts';
+import type { PacedLoadResult } from '../lib/paced-load.ts';
 import type { BenchContext, Scenario } from '../lib/types.ts';
+import { BENCH_APP_SECRET, signedWebhook } from '../lib/whatsapp-webhook.ts';
 
-const APP_SECRET = 'bench-whatsapp-app-secret';
 const FIXED_RATE = 1000;
 const CONNECTIONS = 64;
 
@@ -21,38 +20,6 @@ function freePort(): Promise<number> {
       s.close(() => done(port));
     });
   });
-}
-
-/** A signed WhatsApp text notification with a unique wamid, so every request is a new event. */
-function signedBody(n: number): { body: string; signature: string } {
-  const body = JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: '102290129340398',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
-              contacts: [{ profile: { name: 'Ada' }, wa_id: '447700900123' }],
-              messages: [
-                {
-                  id: `wamid.BENCH${process.pid}.${n}`,
-                  from: '447700900123',
-                  timestamp: String(Math.floor(Date.now() / 1000)),
-                  type: 'text',
-                  text: { body: `message ${n}` },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-  });
-  return { body, signature: `sha256=${createHmac('sha256', APP_SECRET).update(body).digest('hex')}` };
 }
 
 interface IngestInside {
@@ -90,12 +57,8 @@ async function saturate(url: string, durationS: number): Promise<autocannon.Resu
       {
         method: 'POST',
         setupRequest: (req) => {
-          const { body, signature } = signedBody(n++);
-          return {
-            ...req,
-            body,
-            headers: { ...req.headers, 'content-type': 'application/json', 'x-hub-signature-256': signature },
-          };
+          const { body, headers } = signedWebhook(n++);
+          return { ...req, body, headers: { ...req.headers, ...headers } };
         },
       },
     ],
@@ -103,29 +66,26 @@ async function saturate(url: string, durationS: number): Promise<autocannon.Resu
 }
 
 /** A fixed offered load, evenly paced (see paced-load.ts for why not autocannon's rate limit). */
-function paced(url: string, durationS: number, rate: number) {
-  return pacedLoad({
+function paced(generator: ChildService, url: string, durationS: number, rate: number) {
+  return generator.request<PacedLoadResult>({
+    type: 'paced',
     url,
     rate,
     durationS,
     connections: CONNECTIONS,
-    build: (n) => {
-      const { body, signature } = signedBody(n);
-      return { body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature } };
-    },
   });
 }
 
 /**
  * Scenario 4: signed WhatsApp webhook POST -> verified -> spooled (fsync) -> 200, against the
- * same Fastify answering 200 without verifying or spooling. Both run as child processes; the
- * load generator (autocannon) runs in the bench process.
+ * same Fastify answering 200 without verifying or spooling. Both run as child processes, and so
+ * does the paced load generator; autocannon (saturation) runs in the bench process.
  */
 export const ingestScenario: Scenario = {
   id: 'ingest',
   number: 4,
   title: 'Ingest: signed WhatsApp webhook POST -> spooled -> 200',
-  baseline: 'the same Fastify server answering 200 without the spool, same load generator (autocannon)',
+  baseline: 'the same Fastify server answering 200 without the spool, same load generators',
   async run(ctx: BenchContext) {
     const durationS = ctx.quick ? 3 : 10;
     const redis = await startRedis();
@@ -134,7 +94,7 @@ export const ingestScenario: Scenario = {
     const env = {
       REDIS_URL: redis.url,
       HOLDFAST_SPOOL_DIR: join(dir.path, 'spool'),
-      HOLDFAST_WHATSAPP_APP_SECRET: APP_SECRET,
+      HOLDFAST_WHATSAPP_APP_SECRET: BENCH_APP_SECRET,
       HOLDFAST_LOG_LEVEL: 'warn',
       HOLDFAST_METRICS_PORT: '0',
     };
@@ -151,25 +111,32 @@ export const ingestScenario: Scenario = {
       env: { ...env, PORT: String(barePort) },
       logDir: join(dir.path, 'logs'),
     });
+    // The paced load comes from a fresh process; autocannon (saturation) stays in this one.
+    const generator = await startChild({
+      name: 'paced-load',
+      role: 'paced-load',
+      env: {},
+      logDir: join(dir.path, 'logs'),
+    });
     try {
       const ingestUrl = `http://127.0.0.1:${ingestPort}/webhooks/whatsapp/bench`;
       const bareUrl = `http://127.0.0.1:${barePort}/webhooks/whatsapp/bench`;
       ctx.log(
         `ingest: warm-up, then ${durationS} s at ${FIXED_RATE} req/s and ${durationS} s at saturation, each side`,
       );
-      await paced(ingestUrl, 1, 200);
-      await paced(bareUrl, 1, 200);
+      await paced(generator, ingestUrl, 1, 200);
+      await paced(generator, bareUrl, 1, 200);
       // Its /metrics is on the ops port, not the public one.
       const ingestBase = `http://127.0.0.1:${opsPort}`;
       const insideBefore = await scrapeIngest(ingestBase);
-      const fixed = await paced(ingestUrl, durationS, FIXED_RATE);
+      const fixed = await paced(generator, ingestUrl, durationS, FIXED_RATE);
       const insideAfter = await scrapeIngest(ingestBase);
       const fsyncs = {
         count: insideAfter.count - insideBefore.count,
         over10ms: insideAfter.over10ms - insideBefore.over10ms,
         over100ms: insideAfter.over100ms - insideBefore.over100ms,
       };
-      const bareFixed = await paced(bareUrl, durationS, FIXED_RATE);
+      const bareFixed = await paced(generator, bareUrl, durationS, FIXED_RATE);
       // The spool's disk, measured right after: what an fsync-gated ack cannot beat.
       const floor = await fsyncFloor(dir.path, durationS);
       const saturated = await saturate(ingestUrl, durationS);
@@ -211,8 +178,8 @@ export const ingestScenario: Scenario = {
             name: 'its p99',
             value: insideAfter.loopDelayP99Ms,
           }),
-          // The load generator shares the bench process, whose heap earlier scenarios grew: its own
-          // stalls are charged to every request they delay.
+          // The paced generator's own stalls are charged to every request they delay; it runs in a
+          // process of its own, away from the heap earlier scenarios grew in the bench process.
           figure(
             `load generator event-loop delay max @ ${FIXED_RATE} req/s`,
             round(fixed.generatorLoopDelay.maxMs),
@@ -248,6 +215,7 @@ export const ingestScenario: Scenario = {
         },
       };
     } finally {
+      await generator.stop();
       await ingest.stop();
       await bare.stop();
       await redis.stop();
