@@ -58,6 +58,12 @@ const MAX_INFLIGHT_ENQUEUES = 1024;
  */
 const MAX_BATCH_EVENTS = 100;
 const MAX_BATCH_BYTES = 1024 * 1024;
+/**
+ * How long an open batch waits for more events before it is added (a full one goes at once).
+ * Its events are durable already, so this delays only their archiving. A sender's outcome
+ * events arrive a few at a time, one send after another: without the wait a batch held ~2.
+ */
+const BATCH_LINGER_MS = 10;
 
 /** True once a batch of `events` holding `bytes` must not take more. */
 function batchFull(events: number, bytes: number): boolean {
@@ -109,7 +115,7 @@ export class EventWriter {
   /** Events whose submit-time enqueue is still to come or in flight: the drainer leaves them be. */
   readonly #enqueuing = new Set<string>();
   /** The batch that submits of this turn of the event loop join; sent on the next turn. */
-  #openBatch: { events: SpooledEvent[]; bytes: number; sent: Promise<void> } | undefined;
+  #openBatch: { events: SpooledEvent[]; bytes: number; send: () => void } | undefined;
   /** Batch job id -> its events not yet acknowledged. */
   readonly #batches = new Map<string, string[]>();
   /** Event id -> the batch job that archives it, while this process knows of one. */
@@ -280,8 +286,9 @@ export class EventWriter {
     ids: () => Iterable<string>,
     enqueue: () => Promise<void>,
     onError: (error: Error) => void,
+    start: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve)),
   ): Promise<void> {
-    const enqueued: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
+    const enqueued: Promise<void> = start
       .then(enqueue)
       .catch(onError)
       .finally(() => {
@@ -295,10 +302,21 @@ export class EventWriter {
   #joinBatch(spooled: SpooledEvent, bytes: number): void {
     // What would overflow the open batch starts the next one (a large event goes alone).
     const open = this.#openBatch;
-    if (open && batchOverflows(open.events.length, open.bytes, bytes)) this.#openBatch = undefined;
+    if (open && batchOverflows(open.events.length, open.bytes, bytes)) {
+      this.#openBatch = undefined;
+      open.send();
+    }
     if (!this.#openBatch) {
       const events: SpooledEvent[] = [];
-      const sent = this.#inBackground(
+      let send!: () => void;
+      const due = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, BATCH_LINGER_MS);
+        send = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#inBackground(
         () => events.map(({ event }) => event.id),
         async () => {
           if (this.#openBatch?.events === events) this.#openBatch = undefined;
@@ -309,14 +327,18 @@ export class EventWriter {
             { events: events.length, err: error.message },
             'batch enqueue failed; the spool keeps its events and the drainer will retry',
           ),
+        due,
       );
-      this.#openBatch = { events, bytes: 0, sent };
+      this.#openBatch = { events, bytes: 0, send };
     }
     const batch = this.#openBatch;
     batch.events.push(spooled);
     batch.bytes += bytes;
-    // A full batch goes as it is; the next submit opens another.
-    if (batchFull(batch.events.length, batch.bytes)) this.#openBatch = undefined;
+    // A full batch goes at once; the next submit opens another.
+    if (batchFull(batch.events.length, batch.bytes)) {
+      this.#openBatch = undefined;
+      batch.send();
+    }
   }
 
   /** Adds `batch` as one job (a plain job when one event is left); returns a batch job's id. */

@@ -153,6 +153,19 @@ describe('EventWriter archive batches', () => {
     await bounded();
   });
 
+  // A sender's outcome events arrive one send after another, each its own group commit: the open
+  // batch waits a few milliseconds for the next instead of going with one event.
+  it('events submitted one after another, each awaited, still share a batch', async () => {
+    writer = await open('one-by-one');
+    const events = [record(1), record(2), record(3)];
+    for (const event of events) await writer.submit(event, 'archive');
+    const all = events.map((e) => e.id);
+    await until('every event in a job', async () => (await jobsHolding(all)).length === events.length);
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.length).toBeLessThan(events.length);
+    expect(jobs.some((j) => j.name === ARCHIVE_BATCH_JOB)).toBe(true);
+  });
+
   it('a lone event is a plain archive job named by its event id', async () => {
     writer = await open('lone');
     const event = record(1);
