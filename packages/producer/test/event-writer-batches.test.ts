@@ -21,8 +21,8 @@ import { record, until } from './record-events.ts';
 const log = createLogger({ name: 'event-writer-batches-test', level: 'silent' });
 
 /*
- * Archive-only events (records, provider reports) share one `archive-batch` job per turn of the
- * event loop. These tests drive a real EventWriter against a real Redis, with a BullMQ worker
+ * Archive-only events (records, provider reports) acknowledged within a few milliseconds of each
+ * other share one `archive-batch` job. These tests drive a real EventWriter against a real Redis, with a BullMQ worker
  * standing in for the archiver.
  */
 
