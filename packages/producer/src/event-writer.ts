@@ -114,7 +114,7 @@ export class EventWriter {
   readonly #inflight = new Set<Promise<void>>();
   /** Events whose submit-time enqueue is still to come or in flight: the drainer leaves them be. */
   readonly #enqueuing = new Set<string>();
-  /** The batch that submits of this turn of the event loop join; sent on the next turn. */
+  /** The batch archive-only events join; added when full, or BATCH_LINGER_MS after its first. */
   #openBatch: { events: SpooledEvent[]; bytes: number; send: () => void } | undefined;
   /** Batch job id -> its events not yet acknowledged. */
   readonly #batches = new Map<string, string[]>();

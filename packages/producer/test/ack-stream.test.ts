@@ -183,15 +183,23 @@ describe('ack streams', () => {
     await until('the flaky job enqueued', async () => (await queue.getJob(flaky.id)) !== undefined);
     await writer.submit(broken, 'archive');
 
-    await until('the broken event acknowledged', () => writer.stats().backlog === 1);
-    await until('the flaky job retried', () => flakyCalls === 2);
-    expect(writer.stats().spool.unacked).toBe(1);
-    const key = ackStreamKeyOf((await queue.getJob(flaky.id))!.data.ackTo);
-    expect(await reportedJobs(key)).toEqual([broken.id]);
+    try {
+      // Its spool ack is written after the writer drops it from its backlog: wait for both.
+      await until(
+        'the broken event acknowledged',
+        () => writer.stats().backlog === 1 && writer.stats().spool.unacked === 1,
+      );
+      await until('the flaky job retried', () => flakyCalls === 2);
+      expect(writer.stats().spool.unacked).toBe(1);
+      const key = ackStreamKeyOf((await queue.getJob(flaky.id))!.data.ackTo);
+      expect(await reportedJobs(key)).toEqual([broken.id]);
 
-    release();
-    await until('the flaky event acknowledged', () => writer.stats().backlog === 0);
-    expect(await reportedJobs(key)).toEqual([broken.id, flaky.id]);
+      release();
+      await until('the flaky event acknowledged', () => writer.stats().backlog === 0);
+      expect(await reportedJobs(key)).toEqual([broken.id, flaky.id]);
+    } finally {
+      release();
+    }
   });
 
   it('a fail-closed message whose archive write failed for good is reported: its send failed with it', async () => {

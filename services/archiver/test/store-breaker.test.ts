@@ -221,6 +221,8 @@ describe('archiver: a store outage opens its breaker', () => {
             data: { n: i },
           }),
         );
+        // Further apart than the writer's batch wait: each event travels as a job of its own.
+        await new Promise((resolve) => setTimeout(resolve, 30));
       }
       await opened;
       const metrics = await (await fetch(`${archiver.opsUrl}/metrics`)).text();
