@@ -25,8 +25,6 @@ export class OutboxFiles {
   readonly dir: string;
   readonly #marker: string;
   readonly #dirSync: DirectorySync;
-  /** Set once the directory is known to exist; a send that finds it gone creates it again. */
-  #dirMade = false;
 
   /** `marker`: the suffix of the file whose presence means the send happened, e.g. `.eml`. */
   constructor(dir: string, marker: string) {
@@ -61,19 +59,14 @@ export class OutboxFiles {
   }
 
   async #writeTemps(paths: readonly string[], files: readonly OutboxFile[]): Promise<void> {
-    if (!this.#dirMade) {
-      await mkdir(this.dir, { recursive: true });
-      this.#dirMade = true;
-    }
+    const writeAll = () => Promise.all(files.map((file, i) => writeSynced(`${paths[i]}.tmp`, file.bytes)));
     try {
-      await Promise.all(files.map((file, i) => writeSynced(`${paths[i]}.tmp`, file.bytes)));
+      await writeAll();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      // The directory went away (an operator emptied it): make it again, once.
-      this.#dirMade = false;
+      // No directory yet (the first send), or an operator removed it: make it, then write once more.
       await mkdir(this.dir, { recursive: true });
-      this.#dirMade = true;
-      await Promise.all(files.map((file, i) => writeSynced(`${paths[i]}.tmp`, file.bytes)));
+      await writeAll();
     }
   }
 
