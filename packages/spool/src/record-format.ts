@@ -59,15 +59,15 @@ export function checkSegmentHeader(header: Buffer): Checked<void> & { version?: 
   return { ok: true, value: undefined };
 }
 
-/** Validates an id at the API boundary and returns its UTF-8 bytes. */
-export function encodeId(id: unknown): Buffer {
+/** Validates an id at the API boundary and returns its length in UTF-8 bytes. */
+export function checkId(id: unknown): number {
   if (typeof id !== 'string' || id.length === 0) throw new SpoolInvalidIdError('expected a non-empty string');
   if (!id.isWellFormed()) throw new SpoolInvalidIdError('contains a lone surrogate');
-  const bytes = Buffer.from(id, 'utf8');
-  if (bytes.length > MAX_ID_BYTES) {
-    throw new SpoolInvalidIdError(`${bytes.length} UTF-8 bytes, the maximum is ${MAX_ID_BYTES}`);
+  const byteLength = Buffer.byteLength(id, 'utf8');
+  if (byteLength > MAX_ID_BYTES) {
+    throw new SpoolInvalidIdError(`${byteLength} UTF-8 bytes, the maximum is ${MAX_ID_BYTES}`);
   }
-  return bytes;
+  return byteLength;
 }
 
 export function checkPayload(payload: unknown): Uint8Array {
@@ -78,9 +78,16 @@ export function checkPayload(payload: unknown): Uint8Array {
   return payload;
 }
 
-export function encodeFrame(kind: RecordKind, idBytes: Buffer, at: number, payload?: Uint8Array): Buffer {
+/** `idByteLength` is what `checkId` returned for `id`. */
+export function encodeFrame(
+  kind: RecordKind,
+  id: string,
+  idByteLength: number,
+  at: number,
+  payload?: Uint8Array,
+): Buffer {
   const payloadBytes = payload?.byteLength ?? 0;
-  const bodyLength = BODY_FIXED_BYTES + idBytes.length + payloadBytes;
+  const bodyLength = BODY_FIXED_BYTES + idByteLength + payloadBytes;
   // Every byte is written below (the reserved ones as zeros), so the buffer need not be zeroed.
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + bodyLength);
   FRAME_SYNC.copy(frame, 0);
@@ -88,14 +95,11 @@ export function encodeFrame(kind: RecordKind, idBytes: Buffer, at: number, paylo
   frame.writeUInt8(KIND_CODE[kind], 8);
   frame.fill(0, 9, 12);
   let p = FRAME_HEADER_BYTES;
-  p = frame.writeUInt16LE(idBytes.length, p);
-  p += idBytes.copy(frame, p);
+  p = frame.writeUInt16LE(idByteLength, p);
+  p += frame.write(id, p, idByteLength, 'utf8');
   p = frame.writeDoubleLE(at, p);
   if (payload) frame.set(payload, p);
-  frame.writeUInt32LE(
-    frameChecksum(frame.subarray(0, FRAME_HEADER_BYTES), frame.subarray(FRAME_HEADER_BYTES)),
-    12,
-  );
+  frame.writeUInt32LE(frameChecksum(frame, frame.subarray(FRAME_HEADER_BYTES)), 12);
   return frame;
 }
 
@@ -137,6 +141,7 @@ export function decodeFrame(header: Buffer, body: Buffer): Checked<DecodedRecord
   return { ok: true, value: { kind, id, at, payload: body.subarray(payloadStart) } };
 }
 
+/** `header` may be the whole frame: only its bytes 4..12 count. */
 function frameChecksum(header: Buffer, body: Buffer): number {
   return crc32(body, crc32(header.subarray(4, 12)));
 }

@@ -14,10 +14,10 @@ import {
 import type { RecordKind } from './record-format.ts';
 import {
   checkFrameHeader,
+  checkId,
   checkPayload,
   decodeFrame,
   encodeFrame,
-  encodeId,
   FRAME_HEADER_BYTES,
   SEGMENT_HEADER_BYTES,
 } from './record-format.ts';
@@ -38,17 +38,18 @@ interface SegmentReader {
   readonly window: WindowReader;
 }
 
+/**
+ * A queued record; the latest one queued for an id also says what that id will look like once
+ * every queued record is durable.
+ */
 interface PendingRecord {
   readonly kind: RecordKind;
   readonly id: string;
   readonly at: number;
   readonly frame: Buffer;
-  readonly durable: PromiseWithResolvers<void>;
-}
-
-/** What an id will look like once every queued record is durable. */
-interface Intent {
+  /** True for an append: the id will be unacknowledged. */
   readonly live: boolean;
+  /** Shared by every record queued for the same flush round. */
   readonly durable: Promise<void>;
 }
 
@@ -66,11 +67,13 @@ export class Spool {
   readonly #segmentsDir: string;
   readonly #segments: Map<number, SegmentState>;
   readonly #index: Map<string, IndexEntry>;
-  readonly #intents = new Map<string, Intent>();
+  readonly #intents = new Map<string, PendingRecord>();
   readonly #sync: SyncCounter;
   readonly #fsyncObservers = new Set<(seconds: number) => void>();
   #active: ActiveSegment;
   #queue: PendingRecord[] = [];
+  /** Settles when every record now in `#queue` is durable (or the spool failed). */
+  #queueDurable: PromiseWithResolvers<void> | undefined;
   #flushing: Promise<void> | undefined;
   #failure: SpoolWriteError | undefined;
   #closing: Promise<void> | undefined;
@@ -146,26 +149,36 @@ export class Spool {
 
   /**
    * Resolves once the record is durable. Appending an id that is already unacknowledged writes
-   * nothing and resolves once the original is durable.
+   * nothing and resolves once the original is durable. A rejection does not mean the record is
+   * absent: a write that failed part way may still be found, and replayed, after a reopen.
    */
-  async append(id: string, payload: Uint8Array): Promise<void> {
-    this.#assertWritable();
-    const idBytes = encodeId(id);
-    checkPayload(payload);
-    const intent = this.#intents.get(id);
-    if (intent ? intent.live : this.#index.has(id)) return intent?.durable;
-    const at = Date.now();
-    return this.#enqueue('append', id, at, encodeFrame('append', idBytes, at, payload), true);
+  append(id: string, payload: Uint8Array): Promise<void> {
+    // Not `async`: a promise per call fewer on the hottest path; errors still arrive as rejections.
+    try {
+      this.#assertWritable();
+      const idByteLength = checkId(id);
+      checkPayload(payload);
+      const intent = this.#intents.get(id);
+      if (intent ? intent.live : this.#index.has(id)) return intent?.durable ?? RESOLVED;
+      const at = Date.now();
+      return this.#enqueue('append', id, at, encodeFrame('append', id, idByteLength, at, payload));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Resolves once the ack is durable. Acking an unknown or already acked id writes nothing. */
-  async ack(id: string): Promise<void> {
-    this.#assertWritable();
-    const idBytes = encodeId(id);
-    const intent = this.#intents.get(id);
-    if (!(intent ? intent.live : this.#index.has(id))) return intent?.durable;
-    const at = Date.now();
-    return this.#enqueue('ack', id, at, encodeFrame('ack', idBytes, at), false);
+  ack(id: string): Promise<void> {
+    try {
+      this.#assertWritable();
+      const idByteLength = checkId(id);
+      const intent = this.#intents.get(id);
+      if (!(intent ? intent.live : this.#index.has(id))) return intent?.durable ?? RESOLVED;
+      const at = Date.now();
+      return this.#enqueue('ack', id, at, encodeFrame('ack', id, idByteLength, at));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Durable state: true once an append of `id` resolved and until an ack of it resolved. */
@@ -230,7 +243,7 @@ export class Spool {
   }
 
   /**
-   * Calls `observer` with the seconds each group-commit fdatasync took (one call per flush round,
+   * Calls `observer` with the seconds each group-commit fdatasync took (one call per fdatasync,
    * however many records it carried), e.g. for a latency histogram. Returns a function that stops
    * it. An observer that throws is ignored: metrics must never fail the write path.
    */
@@ -263,12 +276,20 @@ export class Spool {
     if (this.#failure) throw new SpoolFailedError(this.#failure);
   }
 
-  #enqueue(kind: RecordKind, id: string, at: number, frame: Buffer, live: boolean): Promise<void> {
-    const durable = Promise.withResolvers<void>();
-    this.#queue.push({ kind, id, at, frame, durable });
-    this.#intents.set(id, { live, durable: durable.promise });
+  #enqueue(kind: RecordKind, id: string, at: number, frame: Buffer): Promise<void> {
+    this.#queueDurable ??= Promise.withResolvers<void>();
+    const record: PendingRecord = {
+      kind,
+      id,
+      at,
+      frame,
+      live: kind === 'append',
+      durable: this.#queueDurable.promise,
+    };
+    this.#queue.push(record);
+    this.#intents.set(id, record);
     this.#flushing ??= this.#flushLoop();
-    return durable.promise;
+    return record.durable;
   }
 
   /**
@@ -288,44 +309,70 @@ export class Spool {
     this.#flushing = undefined;
   }
 
+  /**
+   * Takes every queued record: one write + fdatasync, or one per segment when they fill the
+   * active one. Their shared promise settles once all of them are durable.
+   */
   async #flushRound(): Promise<void> {
-    const { maxSegmentBytes } = this.#options;
-    const rolled = this.#mustRoll(this.#queue[0]!);
-    if (rolled) await this.#roll();
-
-    const { state, fh } = this.#active;
-    let take = 0;
-    let bytes = 0;
-    for (const record of this.#queue) {
-      if (take > 0 && state.bytes + bytes + record.frame.length > maxSegmentBytes) break;
-      bytes += record.frame.length;
-      take++;
-    }
-    const batch = this.#queue.splice(0, take);
-    const start = state.bytes;
-    const frames = batch.map((r) => r.frame);
-    const data = frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes);
+    const batch = this.#queue;
+    const durable = this.#queueDurable!;
+    this.#queue = [];
+    this.#queueDurable = undefined;
+    let rolled = false;
+    let acked = false;
     try {
-      await writeFully(fh, data, start);
-      await syncData(fh, this.#sync);
+      for (let from = 0; from < batch.length; ) {
+        if (this.#mustRoll(batch[from]!)) {
+          await this.#roll();
+          rolled = true;
+        }
+        const to = this.#fitting(batch, from);
+        acked = (await this.#writeDurably(batch, from, to)) || acked;
+        from = to;
+      }
     } catch (err) {
-      this.#failClosed(err, batch);
+      this.#failClosed(err, durable);
       return;
     }
-    state.bytes += bytes;
+    durable.resolve();
+    if (acked || rolled) {
+      await enforceRetention(this.#segmentsDir, this.#segments, this.#active.state.seq, this.#sync);
+    }
+  }
+
+  /** The end of the run of records from `from` that fits in the active segment (at least one). */
+  #fitting(batch: readonly PendingRecord[], from: number): number {
+    const room = this.#options.maxSegmentBytes - this.#active.state.bytes;
+    let bytes = batch[from]!.frame.length;
+    let to = from + 1;
+    while (to < batch.length && bytes + batch[to]!.frame.length <= room) bytes += batch[to++]!.frame.length;
+    return to;
+  }
+
+  /** Writes and syncs `batch[from..to)` to the active segment, then indexes it; true when it acked something. */
+  async #writeDurably(batch: readonly PendingRecord[], from: number, to: number): Promise<boolean> {
+    const { state, fh } = this.#active;
+    const start = state.bytes;
+    let data: Buffer;
+    if (to - from === 1) data = batch[from]!.frame;
+    else {
+      const frames: Buffer[] = [];
+      for (let i = from; i < to; i++) frames.push(batch[i]!.frame);
+      data = Buffer.concat(frames);
+    }
+    await writeFully(fh, data, start);
+    await syncData(fh, this.#sync);
+    state.bytes += data.length;
     this.#notifyFsync(this.#sync.lastFsyncMs / 1000);
 
     let offset = start;
     let acked = false;
-    for (const record of batch) {
+    for (let i = from; i < to; i++) {
+      const record = batch[i]!;
       acked = this.#apply(record, state, offset) || acked;
       offset += record.frame.length;
     }
-    for (const record of batch) record.durable.resolve();
-
-    if (acked || rolled) {
-      await enforceRetention(this.#segmentsDir, this.#segments, this.#active.state.seq, this.#sync);
-    }
+    return acked;
   }
 
   #notifyFsync(seconds: number): void {
@@ -356,7 +403,7 @@ export class Spool {
 
   /** Applies a durable record to the index; true when it acked something. */
   #apply(record: PendingRecord, segment: SegmentState, offset: number): boolean {
-    if (this.#intents.get(record.id)?.durable === record.durable.promise) this.#intents.delete(record.id);
+    if (this.#intents.get(record.id) === record) this.#intents.delete(record.id);
     if (record.kind === 'append') {
       this.#index.set(record.id, { seq: segment.seq, offset, length: record.frame.length, at: record.at });
       segment.liveAppends++;
@@ -378,10 +425,13 @@ export class Spool {
    * After a failed write or fsync the kernel may have dropped the dirty pages and cleared the
    * error, so a retry could "succeed" over lost data. Refuse everything until a reopen rescans.
    */
-  #failClosed(cause: unknown, batch: readonly PendingRecord[] = []): void {
+  #failClosed(cause: unknown, taken?: PromiseWithResolvers<void>): void {
     const failure = cause instanceof SpoolWriteError ? cause : new SpoolWriteError(cause);
     this.#failure ??= failure;
-    for (const record of [...batch, ...this.#queue.splice(0)]) record.durable.reject(failure);
+    taken?.reject(failure);
+    this.#queueDurable?.reject(failure);
+    this.#queue = [];
+    this.#queueDurable = undefined;
     this.#intents.clear();
   }
 
@@ -420,6 +470,8 @@ export class Spool {
     return new Uint8Array(decoded.value.payload);
   }
 }
+
+const RESOLVED = Promise.resolve();
 
 /** Creates `dir` if needed and makes each new level's directory entry durable. */
 async function makeDirDurably(dir: string, sync: SyncCounter): Promise<void> {

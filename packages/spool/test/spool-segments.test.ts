@@ -19,6 +19,19 @@ describe('Spool segments', () => {
     expect(await unackedIds(await harness.open({ dir, maxSegmentBytes: 1024 }))).toEqual(ids);
   });
 
+  it('concurrent appends that overflow the active segment roll within one round, in order', async () => {
+    const dir = await harness.dir();
+    const spool = await harness.open({ dir, maxSegmentBytes: 1024 });
+    const ids = Array.from({ length: 20 }, (_, i) => `c-${i}`);
+    await Promise.all(ids.map((id) => spool.append(id, payload)));
+    const files = await segmentFiles(dir);
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    expect(spool.stats().fsyncs).toBeGreaterThanOrEqual(files.length);
+    expect(await unackedIds(spool)).toEqual(ids);
+    await spool.close();
+    expect(await unackedIds(await harness.open({ dir, maxSegmentBytes: 1024 }))).toEqual(ids);
+  });
+
   it('a record larger than maxSegmentBytes gets a segment of its own', async () => {
     const dir = await harness.dir();
     const spool = await harness.open({ dir, maxSegmentBytes: 1024 });
