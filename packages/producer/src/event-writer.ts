@@ -126,6 +126,8 @@ export class EventWriter {
   readonly #maxBacklog: number;
   /** Submits between the backlog check and their spool append's outcome, counted against the bound. */
   #appending = 0;
+  /** Submits from their append until their enqueue is under way: close() waits for them. */
+  readonly #accepting = new Set<Promise<void>>();
   /** Whether the last submit was refused for the backlog: its start and end are logged once each. */
   #refusing = false;
   #timer: NodeJS.Timeout | undefined;
@@ -224,6 +226,18 @@ export class EventWriter {
     // Refuse what cannot be routed before it is written (a record sent as a message).
     completionQueues(route, event);
     this.#checkBacklog();
+    const accepted = this.#accept(event, route);
+    this.#accepting.add(accepted);
+    try {
+      await accepted;
+    } finally {
+      this.#accepting.delete(accepted);
+    }
+    if (this.#enqueuing.size >= MAX_INFLIGHT_ENQUEUES) await Promise.race(this.#inflight);
+  }
+
+  /** Appends the event to the spool, then starts its enqueue. */
+  async #accept(event: EventEnvelope, route: Route): Promise<void> {
     const payload = encode({ route, event });
     this.#appending++;
     try {
@@ -252,7 +266,6 @@ export class EventWriter {
             'enqueue failed; the spool keeps the event and the drainer will retry',
           ),
       );
-    if (this.#enqueuing.size >= MAX_INFLIGHT_ENQUEUES) await Promise.race(this.#inflight);
   }
 
   /** Refuses a new event while the spool holds its limit of unacknowledged ones. */
@@ -385,7 +398,10 @@ export class EventWriter {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    await Promise.allSettled([...this.#inflight]);
+    // A submit already past its closed check still gets its event enqueued before Redis goes:
+    // otherwise the event would wait in the spool for this process to start again.
+    while (this.#accepting.size > 0 || this.#inflight.size > 0)
+      await Promise.allSettled([...this.#accepting, ...this.#inflight]);
     await this.#draining?.catch(() => {});
     await this.#acks.close();
     await Promise.allSettled([this.#flows.close(), ...[...this.#queues.values()].map((q) => q.close())]);

@@ -48,6 +48,20 @@ export class DependencyUnavailableError extends HoldfastError {
   }
 }
 
+/** The body's content type is not one this route reads. */
+export class UnsupportedMediaTypeError extends HoldfastError {
+  constructor(message: string) {
+    super('HOLDFAST_ERR_UNSUPPORTED_MEDIA_TYPE', message);
+  }
+}
+
+/** The body cannot be read as what its content type says (e.g. JSON that does not parse). */
+export class MalformedBodyError extends HoldfastError {
+  constructor(message: string, cause?: unknown) {
+    super('HOLDFAST_ERR_MALFORMED_BODY', message, cause === undefined ? undefined : { cause });
+  }
+}
+
 /** Stable error code -> HTTP status. Anything unlisted is a 500. */
 export const HTTP_STATUS: Readonly<Record<string, number>> = Object.freeze({
   HOLDFAST_ERR_VALIDATION: 400,

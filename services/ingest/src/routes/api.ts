@@ -2,7 +2,7 @@ import { readMessage } from '@holdfast/archiver';
 import { ValidationError } from '@holdfast/core';
 import type { Accepted, EmailInput, RecordInput, SmsInput, WhatsAppInput } from '@holdfast/producer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { DependencyUnavailableError } from '../errors.ts';
+import { DependencyUnavailableError, UnsupportedMediaTypeError } from '../errors.ts';
 import { withIdempotency } from '../idempotency.ts';
 import type { IngestDeps } from '../ingest-deps.ts';
 
@@ -98,8 +98,8 @@ function recordInput(req: FastifyRequest): RecordInput {
   };
 }
 
-function unsupportedMediaType(got: string | undefined, want: string): Error & { code: string } {
-  return Object.assign(new Error(`unsupported content type ${JSON.stringify(got ?? null)}: send ${want}`), {
-    code: 'HOLDFAST_ERR_UNSUPPORTED_MEDIA_TYPE',
-  });
+function unsupportedMediaType(got: string | undefined, want: string): UnsupportedMediaTypeError {
+  return new UnsupportedMediaTypeError(
+    `unsupported content type ${JSON.stringify(got ?? null)}: send ${want}`,
+  );
 }

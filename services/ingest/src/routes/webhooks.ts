@@ -2,7 +2,7 @@ import formbody from '@fastify/formbody';
 import { keySegment, ValidationError } from '@holdfast/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { acceptProviderEvents } from '../accept-provider-events.ts';
-import { ProviderNotConfiguredError } from '../errors.ts';
+import { MalformedBodyError, ProviderNotConfiguredError, UnsupportedMediaTypeError } from '../errors.ts';
 import type { IngestDeps } from '../ingest-deps.ts';
 import {
   isSubscriptionConfirmation,
@@ -133,18 +133,14 @@ function header(req: FastifyRequest, name: string): string | undefined {
 
 function rawBodyOf(req: FastifyRequest): Buffer {
   if (!Buffer.isBuffer(req.body)) {
-    throw Object.assign(new Error('send the provider payload as application/json (SNS: text/plain)'), {
-      code: 'HOLDFAST_ERR_UNSUPPORTED_MEDIA_TYPE',
-    });
+    throw new UnsupportedMediaTypeError('send the provider payload as application/json (SNS: text/plain)');
   }
   return req.body;
 }
 
 function formParams(body: unknown): Record<string, string | string[]> {
   if (body === null || typeof body !== 'object' || Buffer.isBuffer(body)) {
-    throw Object.assign(new Error('send the Twilio payload as application/x-www-form-urlencoded'), {
-      code: 'HOLDFAST_ERR_UNSUPPORTED_MEDIA_TYPE',
-    });
+    throw new UnsupportedMediaTypeError('send the Twilio payload as application/x-www-form-urlencoded');
   }
   // Repeated keys stay lists: Twilio signs every value.
   return Object.fromEntries(
@@ -159,8 +155,6 @@ function parseJson(raw: Buffer): unknown {
   try {
     return JSON.parse(raw.toString('utf8'));
   } catch (error) {
-    throw Object.assign(new Error(`the body is not valid JSON: ${(error as Error).message}`), {
-      code: 'HOLDFAST_ERR_MALFORMED_BODY',
-    });
+    throw new MalformedBodyError(`the body is not valid JSON: ${(error as Error).message}`, error);
   }
 }
