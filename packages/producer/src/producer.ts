@@ -47,6 +47,11 @@ export interface Producer {
   record(input: RecordInput): Promise<Accepted>;
   /** Events accepted but not yet fully handled downstream (still in the spool), and spool counters. */
   stats(): ReturnType<EventWriter['stats']>;
+  /**
+   * Refuses new calls, waits for calls already under way to be durable and enqueued, then
+   * releases Redis and the spool. What is still unacknowledged stays in the spool for the next
+   * start with the same spool directory.
+   */
   close(): Promise<void>;
 }
 
