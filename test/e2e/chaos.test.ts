@@ -3,8 +3,18 @@
 // fails for a stretch. Everything here is real: processes, Redis, HTTP provider and S3 servers.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { createLogger, loadConfig, QUEUE_PREFIX, QUEUES, type QueueName, SEND_QUEUES } from '@holdfast/core';
+import {
+  archivedMarkerKey,
+  createLogger,
+  type EventEnvelope,
+  loadConfig,
+  QUEUE_PREFIX,
+  QUEUES,
+  type QueueName,
+  SEND_QUEUES,
+} from '@holdfast/core';
 import { createProducer, DeadLetters, EventWriter, type Producer } from '@holdfast/producer';
+import { Spool } from '@holdfast/spool';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { type S3Server, startS3Server } from '@holdfast/testkit/s3-server';
 import { tempDir } from '@holdfast/testkit/temp-dir';
@@ -257,6 +267,7 @@ describe('chaos: 10,000 messages through crashes, a Redis restart and a store ou
         redisUrl: redis.url,
         logger: createLogger({ name: 'chaos', level: 'silent' }),
       });
+      let closed = false;
       try {
         // A drain pass before the connection is up does nothing: poll until one has run.
         let requeued = 0;
@@ -266,10 +277,17 @@ describe('chaos: 10,000 messages through crashes, a Redis restart and a store ou
           if (writer.stats().backlog === 0) return true;
           // What a timeout reports: where the events still held are.
           throw new Error(`backlog ${writer.stats().backlog}, last pass ${JSON.stringify(pass)}`);
+        }).catch(async (error: Error) => {
+          await writer.close();
+          closed = true;
+          const held = await describeHeld(spool, redis.url).catch(
+            (e: Error) => `(not readable: ${e.message})`,
+          );
+          throw new Error(`${error.message}; held: ${held}`);
         });
         expect(requeued, `${replica} spool had events Redis lost`).toBe(0);
       } finally {
-        await writer.close();
+        if (!closed) await writer.close();
       }
     }
 
@@ -354,3 +372,44 @@ describe('chaos: 10,000 messages through crashes, a Redis restart and a store ou
     );
   }, 600_000);
 });
+
+/**
+ * For a failed spool check: each event a replica's spool still holds, with its type, when it was
+ * spooled, whether the archiver marked it archived and what Redis has of its plain archive job.
+ */
+async function describeHeld(spoolDir: string, redisUrl: string): Promise<string> {
+  const spool = await Spool.open({ dir: spoolDir });
+  const redis = new Redis(redisUrl);
+  try {
+    const held: string[] = [];
+    for await (const record of spool.unacked()) {
+      const { route, event } = JSON.parse(Buffer.from(record.payload).toString('utf8')) as {
+        route: string;
+        event: EventEnvelope;
+      };
+      const [marker, job] = await Promise.all([
+        redis.get(archivedMarkerKey(event)),
+        redis.hmget(
+          `${QUEUE_PREFIX}:${QUEUES.archive}:${event.id}`,
+          'timestamp',
+          'processedOn',
+          'finishedOn',
+        ),
+      ]);
+      held.push(
+        JSON.stringify({
+          id: event.id,
+          type: event.type,
+          route,
+          spooledAt: record.appendedAt.toISOString(),
+          archivedMarker: marker !== null,
+          plainJob: job,
+        }),
+      );
+    }
+    return held.join(', ');
+  } finally {
+    redis.disconnect();
+    await spool.close();
+  }
+}
