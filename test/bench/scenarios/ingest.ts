@@ -95,7 +95,8 @@ export const ingestScenario: Scenario = {
       REDIS_URL: redis.url,
       HOLDFAST_SPOOL_DIR: join(dir.path, 'spool'),
       HOLDFAST_WHATSAPP_APP_SECRET: BENCH_APP_SECRET,
-      HOLDFAST_LOG_LEVEL: 'warn',
+      // The services' default, as deployed: ingest writes a line per request.
+      HOLDFAST_LOG_LEVEL: process.env.HOLDFAST_BENCH_LOG_LEVEL ?? 'info',
       HOLDFAST_METRICS_PORT: '0',
     };
     const ingest = await startChild({
