@@ -8,6 +8,20 @@ export class ProducerClosedError extends HoldfastError {
 }
 
 /**
+ * A queue was given an auto-pipelined connection: ioredis would copy BullMQ's ~60 scripts onto
+ * every pipeline it builds (one per event-loop turn), which cost the archiver seconds of CPU per
+ * 10k emails before its queues got a connection of their own. A programming error.
+ */
+export class QueueConnectionError extends HoldfastError {
+  constructor(queue: string) {
+    super(
+      'HOLDFAST_ERR_QUEUE_CONNECTION',
+      `queue ${queue} needs a connection without enableAutoPipelining; give queues a connection of their own`,
+    );
+  }
+}
+
+/**
  * The event could not be made durable (the spool refused it). Nothing was accepted: the caller
  * must retry or report the failure. An HTTP front end answers 503.
  */
