@@ -11,6 +11,7 @@ import {
   type RetentionPolicy,
   ValidationError,
 } from '@holdfast/core';
+import { RedisScript } from '@holdfast/producer';
 import type { ObjectStore } from '@holdfast/worm-store';
 import type { Redis } from 'ioredis';
 import { archiveEvent } from './archive-event.ts';
@@ -168,7 +169,7 @@ function elementOf(event: EventEnvelope): string {
  * in the same bucket. An event from before the last clear is not counted: the clear started a
  * fresh window.
  */
-const COUNT = `
+const COUNT = new RedisScript(`
 local since = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) < since then return -1 end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
@@ -178,7 +179,7 @@ local oldest = tonumber(ARGV[5])
 for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
   if tonumber(field) < oldest then redis.call('HDEL', KEYS[3], field) end
 end
-return 1`;
+return 1`);
 
 /**
  * Count one event into its project's window. Idempotent: the same message counts once per kind
@@ -201,17 +202,20 @@ export async function countEvent(
   const nowSeconds = Math.floor(now.getTime() / 1000);
   // The marker must outlive the bucket's time in the window, or a late redelivery would count again.
   const markerTtl = Math.max((hour + thresholds.windowHours + 1) * 3600 - nowSeconds, 0) + 3600;
-  const counted = (await redis.eval(
-    COUNT,
-    3,
-    reputationSinceKey(event.project),
-    countedKey(event.project, kind, elementOf(event)),
-    reputationCountKey(event.project, kind),
-    String(at),
-    String(hour),
-    String(markerTtl),
-    String(thresholds.windowHours * 3600 + 2 * 3600),
-    String(oldest - 1),
+  const counted = (await COUNT.run(
+    redis,
+    [
+      reputationSinceKey(event.project),
+      countedKey(event.project, kind, elementOf(event)),
+      reputationCountKey(event.project, kind),
+    ],
+    [
+      String(at),
+      String(hour),
+      String(markerTtl),
+      String(thresholds.windowHours * 3600 + 2 * 3600),
+      String(oldest - 1),
+    ],
   )) as number;
   return { kind, counted: counted === 1 };
 }
@@ -310,26 +314,26 @@ export async function listPauses(redis: Redis): Promise<EmailPause[]> {
 }
 
 /** Set the record only if no pause stands and (`*` aside) no clear happened since the figures were read. */
-const BEGIN_PAUSE = `
+const BEGIN_PAUSE = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[2] ~= '*' and (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return -1 end
 redis.call('SET', KEYS[1], ARGV[1])
-return 1`;
+return 1`);
 
 /** Replace the record only if it is still the same pause (a clear may have removed it meanwhile). */
-const UPDATE_PAUSE = `
+const UPDATE_PAUSE = new RedisScript(`
 local current = redis.call('GET', KEYS[1])
 if not current or cjson.decode(current).eventId ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
-return 1`;
+return 1`);
 
 /** Lift the pause and start a fresh window, in one step, only if it is still the same pause. */
-const END_PAUSE = `
+const END_PAUSE = new RedisScript(`
 local current = redis.call('GET', KEYS[1])
 if not current or cjson.decode(current).eventId ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-return 1`;
+return 1`);
 
 function operatorEvent(
   policy: RetentionPolicy,
@@ -361,7 +365,7 @@ async function finishPause(ctx: ReputationContext, pause: EmailPause): Promise<E
   const archived = await archiveEvent(ctx.store, ctx.policy, event);
   const { pending: _pending, ...rest } = pause;
   const done: EmailPause = { ...rest, archived: true, eventKey: archived.key };
-  await ctx.redis.eval(UPDATE_PAUSE, 1, pauseKey(pause.project), pause.eventId, JSON.stringify(done));
+  await UPDATE_PAUSE.run(ctx.redis, [pauseKey(pause.project)], [pause.eventId, JSON.stringify(done)]);
   return done;
 }
 
@@ -429,13 +433,10 @@ async function begin(
     archived: false,
     pending: event,
   };
-  const begun = (await ctx.redis.eval(
-    BEGIN_PAUSE,
-    2,
-    pauseKey(input.project),
-    reputationSinceKey(input.project),
-    JSON.stringify(pause),
-    expectedSince,
+  const begun = (await BEGIN_PAUSE.run(
+    ctx.redis,
+    [pauseKey(input.project), reputationSinceKey(input.project)],
+    [JSON.stringify(pause), expectedSince],
   )) as number;
   if (begun === -1) return { pause, created: false };
   if (begun === 0) {
@@ -576,12 +577,10 @@ export async function clearPause(
       freshWindowFrom: now.toISOString(),
     });
     const next: EmailPause = { ...pause, clearing };
-    const updated = (await ctx.redis.eval(
-      UPDATE_PAUSE,
-      1,
-      pauseKey(project),
-      pause.eventId,
-      JSON.stringify(next),
+    const updated = (await UPDATE_PAUSE.run(
+      ctx.redis,
+      [pauseKey(project)],
+      [pause.eventId, JSON.stringify(next)],
     )) as number;
     if (updated !== 1) throw new EmailNotPausedError(project);
     pause = next;
@@ -589,15 +588,10 @@ export async function clearPause(
   const event = parseEvent(pause.clearing);
   const archived = await archiveEvent(ctx.store, ctx.policy, event);
   const freshFrom = Date.parse(String(event.data.freshWindowFrom ?? event.occurredAt));
-  const ended = (await ctx.redis.eval(
-    END_PAUSE,
-    5,
-    pauseKey(project),
-    reputationSinceKey(project),
-    ...KINDS.map((k) => reputationCountKey(project, k)),
-    pause.eventId,
-    String(freshFrom),
-    String(MAX_WINDOW_SECONDS + 24 * 3600),
+  const ended = (await END_PAUSE.run(
+    ctx.redis,
+    [pauseKey(project), reputationSinceKey(project), ...KINDS.map((k) => reputationCountKey(project, k))],
+    [pause.eventId, String(freshFrom), String(MAX_WINDOW_SECONDS + 24 * 3600)],
   )) as number;
   if (ended !== 1) throw new EmailNotPausedError(project);
   ctx.log?.info({ project, actor: event.data.actor }, 'outbound email pause cleared');

@@ -1,4 +1,5 @@
 import { type ArchiveJobResult, QUEUE_PREFIX, type RetentionPolicy, sidecarKey } from '@holdfast/core';
+import { RedisScript } from '@holdfast/producer';
 import type { ObjectStore } from '@holdfast/worm-store';
 import type { Redis } from 'ioredis';
 
@@ -57,13 +58,13 @@ export async function subjectVersions(
 }
 
 /** Keeps the later of the stored and the given date (atomically), and answers with it. */
-const KEEP_LATEST = `
+const KEEP_LATEST = new RedisScript(`
 local current = redis.call('GET', KEYS[1])
 if (not current) or current < ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1])
   return ARGV[1]
 end
-return current`;
+return current`);
 
 /**
  * Remember that a trigger event happened for a subject. Returns the latest such date: a subject's
@@ -77,7 +78,7 @@ export async function recordTrigger(
   occurredAt: string | Date,
 ): Promise<string> {
   const iso = new Date(occurredAt).toISOString();
-  return (await redis.eval(KEEP_LATEST, 1, triggerMarkerKey(project, eventType, subject), iso)) as string;
+  return (await KEEP_LATEST.run(redis, [triggerMarkerKey(project, eventType, subject)], [iso])) as string;
 }
 
 export async function lastTrigger(
