@@ -332,47 +332,19 @@ describe('EventWriter archive batches', () => {
     const all = events.map((e) => e.id);
     await until('every event in a job again', async () => (await jobsHolding(all)).length === all.length);
   });
-});
 
-describe('EventWriter close', () => {
-  let redis: TestRedis;
-  let dir: { path: string; remove(): Promise<void> };
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    dir = await tempDir();
-  });
-  afterAll(async () => {
-    await redis.stop();
-    await dir.remove();
-  });
-
-  it('enqueues what submits still appending when close() began made durable, before it returns', async () => {
-    const writer = await EventWriter.open({
-      spoolDir: join(dir.path, 'closing'),
-      redisUrl: redis.url,
-      drainIntervalMs: 60_000,
-    });
-    const queue = new Queue(QUEUES.archive, { connection: { url: redis.url }, prefix: QUEUE_PREFIX });
-    const jobIds = async () =>
-      (await queue.getJobs(['waiting'])).flatMap((job) =>
-        job.name === ARCHIVE_BATCH_JOB
-          ? (job.data as ArchiveBatchJobData).events.map((e) => e.id)
-          : [job.id!],
-      );
-    try {
-      // Once an event is in a job, Redis is ready: submits enqueue at once.
-      const first = record(100);
-      await writer.submit(first, 'archive');
-      await until('the first event in a job', async () => (await jobIds()).includes(first.id));
-      const events = Array.from({ length: 5 }, (_, i) => record(i));
-      // Each append waits for its fsync, so close() starts while all five are in flight.
-      const submitted = Promise.all(events.map((e) => writer.submit(e, 'archive')));
-      await writer.close();
-      await submitted;
-      expect((await jobIds()).sort()).toEqual([first, ...events].map((e) => e.id).sort());
-    } finally {
-      await queue.close();
-    }
+  it('close() enqueues what submits still appending when it began made durable, before it returns', async () => {
+    writer = await open('closing');
+    // Once an event is in a job, Redis is ready: submits enqueue at once.
+    const first = record(100);
+    await writer.submit(first, 'archive');
+    await until('the first event in a job', async () => (await jobsHolding([first.id])).length === 1);
+    const events = Array.from({ length: 5 }, (_, i) => record(i));
+    // Each append waits for its fsync, so close() starts while all five are in flight.
+    const submitted = Promise.all(events.map((e) => writer!.submit(e, 'archive')));
+    await writer.close();
+    await submitted;
+    const all = [first, ...events].map((e) => e.id);
+    expect((await jobsHolding(all)).sort()).toEqual(all.sort());
   });
 });
