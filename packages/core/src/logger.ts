@@ -3,8 +3,8 @@ import { type Logger, type LoggerOptions, pino } from 'pino';
 export type { Logger };
 
 /**
- * Keys whose values never reach a log line, at any depth of a logged object or a child logger's
- * bindings: message bodies (an archive's logs must not become a second, unlocked copy of what it
+ * Keys whose values never reach a log line, at any depth of a logged object (at the top level of
+ * a child logger's bindings): message bodies (an archive's logs must not become a second, unlocked copy of what it
  * archives), credentials and the headers that carry them.
  */
 export const REDACTED_KEYS: ReadonlySet<string> = new Set([
@@ -57,10 +57,7 @@ export function createLogger(
     {
       name: options.name,
       level: options.level ?? 'info',
-      formatters: {
-        log: (object) => redactKeys(object) as Record<string, unknown>,
-        bindings: (bindings) => redactKeys(bindings) as pino.Bindings,
-      },
+      formatters: { log: (object) => redactKeys(object) as Record<string, unknown> },
       // pino builds a child's bindings without the bindings formatter: its own redaction, on top
       // level keys only (no wildcard paths, which are what made it slow), covers `child({ token })`.
       redact: { paths: [...REDACTED_KEYS].filter((k) => /^[A-Za-z_$][\w$]*$/.test(k)), censor: CENSOR },

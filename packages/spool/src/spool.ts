@@ -47,8 +47,6 @@ interface PendingRecord {
   readonly id: string;
   readonly at: number;
   readonly frame: Buffer;
-  /** True for an append: the id will be unacknowledged. */
-  readonly live: boolean;
   /** Shared by every record queued for the same flush round. */
   readonly durable: Promise<void>;
 }
@@ -159,7 +157,7 @@ export class Spool {
       const idByteLength = checkId(id);
       checkPayload(payload);
       const intent = this.#intents.get(id);
-      if (intent ? intent.live : this.#index.has(id)) return intent?.durable ?? RESOLVED;
+      if (intent ? intent.kind === 'append' : this.#index.has(id)) return intent?.durable ?? RESOLVED;
       const at = Date.now();
       return this.#enqueue('append', id, at, encodeFrame('append', id, idByteLength, at, payload));
     } catch (err) {
@@ -173,7 +171,7 @@ export class Spool {
       this.#assertWritable();
       const idByteLength = checkId(id);
       const intent = this.#intents.get(id);
-      if (!(intent ? intent.live : this.#index.has(id))) return intent?.durable ?? RESOLVED;
+      if (!(intent ? intent.kind === 'append' : this.#index.has(id))) return intent?.durable ?? RESOLVED;
       const at = Date.now();
       return this.#enqueue('ack', id, at, encodeFrame('ack', id, idByteLength, at));
     } catch (err) {
@@ -278,14 +276,7 @@ export class Spool {
 
   #enqueue(kind: RecordKind, id: string, at: number, frame: Buffer): Promise<void> {
     this.#queueDurable ??= Promise.withResolvers<void>();
-    const record: PendingRecord = {
-      kind,
-      id,
-      at,
-      frame,
-      live: kind === 'append',
-      durable: this.#queueDurable.promise,
-    };
+    const record: PendingRecord = { kind, id, at, frame, durable: this.#queueDurable.promise };
     this.#queue.push(record);
     this.#intents.set(id, record);
     this.#flushing ??= this.#flushLoop();

@@ -10,7 +10,7 @@
  * drift between runs; alternating runs can, when the change is larger than the spread per side.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +73,6 @@ try {
   console.log(`\nreports: ${outDir}`);
 } finally {
   run('git', ['worktree', 'remove', '--force', worktree], REPO);
-  await rm(worktree, { recursive: true, force: true });
 }
 
 function printComparison(
