@@ -19,7 +19,7 @@ export {
   parseStoreSpec,
   type StoreSpec,
 } from './open-object-store.ts';
-export { putOnce } from './put-once.ts';
+export { type PutOnceResult, putOnce } from './put-once.ts';
 export { S3WormStore, type S3WormStoreOptions } from './s3-worm-store.ts';
 export {
   type CheckStoreOptions,

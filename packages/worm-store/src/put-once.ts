@@ -1,15 +1,17 @@
 import { ObjectConflictError } from './errors.ts';
-import type { ObjectStore, PutObjectInput } from './object-store.ts';
+import type { ObjectHead, ObjectStore, PutObjectInput } from './object-store.ts';
+
+export type PutOnceResult =
+  | { versionId: string; created: true }
+  /** `existing` is the version an earlier run left, as it is now (held, extended or not). */
+  | { versionId: string; created: false; existing: ObjectHead };
 
 /**
  * Write an object exactly once: a conditional put, where finding the same bytes already at the
  * key (an earlier run that crashed after writing) counts as written. Safe to repeat after a
  * crash anywhere; a different object at the key is an ObjectConflictError.
  */
-export async function putOnce(
-  store: ObjectStore,
-  input: PutObjectInput,
-): Promise<{ versionId: string; created: boolean }> {
+export async function putOnce(store: ObjectStore, input: PutObjectInput): Promise<PutOnceResult> {
   try {
     const written = await store.put({ ...input, ifNoneMatch: true });
     return { versionId: written.versionId, created: true };
@@ -19,6 +21,6 @@ export async function putOnce(
     if (!existing) throw error;
     if (existing.sha256 !== input.sha256)
       throw new ObjectConflictError(input.key, input.sha256, existing.sha256);
-    return { versionId: existing.versionId, created: false };
+    return { versionId: existing.versionId, created: false, existing };
   }
 }

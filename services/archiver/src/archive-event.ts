@@ -13,7 +13,7 @@ import {
   ValidationError,
   zodIssues,
 } from '@holdfast/core';
-import { type ObjectStore, putOnce } from '@holdfast/worm-store';
+import { ObjectConflictError, type ObjectHead, type ObjectStore, putOnce } from '@holdfast/worm-store';
 import { PayloadHashMismatchError } from './errors.ts';
 
 /** Bumped when the layout of archived objects or sidecars changes. */
@@ -24,7 +24,24 @@ interface PlannedObject {
   body: Uint8Array;
   sha256: string;
   contentType: string;
+  /** A `.meta.json` describing the blob before it, retention included. */
+  sidecar?: true;
 }
+
+interface WrittenObject {
+  versionId: string;
+  created: boolean;
+  sha256: string;
+  /** What the version is locked until: an earlier run's version keeps its own date. */
+  retainUntil: Date;
+}
+
+const EVENT_ID_METADATA = 'holdfast-event-id';
+/**
+ * How long an event is locked whose retention had already ended when it was archived (archived
+ * late, or dated far back): kept, not refused, so nothing accepted is lost.
+ */
+const LATE_LOCK_MS = 24 * 3600 * 1000;
 
 /**
  * Write one event to the WORM store under its category's retention, counted from the event's
@@ -38,32 +55,72 @@ export async function archiveEvent(
   event: EventEnvelope,
   options: { legalHold?: boolean } = {},
 ): Promise<ArchiveJobResult> {
-  const retainUntil = policy.retainUntil(event.category, event.occurredAt);
+  const retainUntil = lockUntil(policy, event);
   const objects = plan(event, retainUntil);
-  let first: { versionId: string; created: boolean } | undefined;
-  const written: { key: string; versionId: string; sha256: string }[] = [];
-  for (const object of objects) {
+  const written: WrittenObject[] = [];
+  for (const object of objects)
+    written.push(await writeObject(store, event, object, retainUntil, options.legalHold === true));
+  const [blob, blobWrite] = [objects[0]!, written[0]!];
+  return {
+    key: blob.key,
+    versionId: blobWrite.versionId,
+    sha256: blob.sha256,
+    retainUntil: blobWrite.retainUntil.toISOString(),
+    created: blobWrite.created,
+    objects: objects.map((o, i) => ({
+      key: o.key,
+      versionId: written[i]!.versionId,
+      sha256: written[i]!.sha256,
+    })),
+  };
+}
+
+/** The policy's retain-until, or, when that has passed already, a short lock from now. */
+function lockUntil(policy: RetentionPolicy, event: EventEnvelope): Date {
+  const retainUntil = policy.retainUntil(event.category, event.occurredAt);
+  const earliest = Date.now() + LATE_LOCK_MS;
+  return retainUntil.getTime() >= earliest ? retainUntil : new Date(earliest);
+}
+
+/**
+ * One object, written once. A version an earlier run of this event left at the key is taken as
+ * written, and gets the legal hold this run asks for if it lacks it (a matter may have opened in
+ * between). An earlier run's sidecar may differ from this run's in what the policy said then (its
+ * retainUntil): the first one stands, like the lock it describes.
+ */
+async function writeObject(
+  store: ObjectStore,
+  event: EventEnvelope,
+  object: PlannedObject,
+  retainUntil: Date,
+  legalHold: boolean,
+): Promise<WrittenObject> {
+  let existing: ObjectHead;
+  try {
     const put = await putOnce(store, {
       key: object.key,
       body: object.body,
       sha256: object.sha256,
       contentType: object.contentType,
       retainUntil,
-      ...(options.legalHold ? { legalHold: true } : {}),
+      ...(legalHold ? { legalHold: true } : {}),
       ifNoneMatch: true,
-      metadata: { 'holdfast-event-id': event.id, 'holdfast-archive-version': String(ARCHIVE_VERSION) },
+      metadata: { [EVENT_ID_METADATA]: event.id, 'holdfast-archive-version': String(ARCHIVE_VERSION) },
     });
-    first ??= put;
-    written.push({ key: object.key, versionId: put.versionId, sha256: object.sha256 });
+    if (put.created) return { versionId: put.versionId, created: true, sha256: object.sha256, retainUntil };
+    existing = put.existing;
+  } catch (error) {
+    if (!(object.sidecar && error instanceof ObjectConflictError)) throw error;
+    const found = await store.head(object.key);
+    if (found?.metadata[EVENT_ID_METADATA] !== event.id) throw error;
+    existing = found;
   }
-  const blob = objects[0]!;
+  if (legalHold && !existing.legalHold) await store.setLegalHold(object.key, existing.versionId, true);
   return {
-    key: blob.key,
-    versionId: first!.versionId,
-    sha256: blob.sha256,
-    retainUntil: retainUntil.toISOString(),
-    created: first!.created,
-    objects: written,
+    versionId: existing.versionId,
+    created: false,
+    sha256: existing.sha256,
+    retainUntil: existing.retainUntil ?? retainUntil,
   };
 }
 
@@ -97,7 +154,13 @@ function plan(event: EventEnvelope, retainUntil: Date): PlannedObject[] {
     );
     return [
       { key, body, sha256, contentType: document.contentType },
-      { key: sidecarKey(key), body: sidecar, sha256: sha256Hex(sidecar), contentType: 'application/json' },
+      {
+        key: sidecarKey(key),
+        body: sidecar,
+        sha256: sha256Hex(sidecar),
+        contentType: 'application/json',
+        sidecar: true,
+      },
     ];
   }
   if (event.channel === 'record') {
@@ -135,7 +198,13 @@ function plan(event: EventEnvelope, retainUntil: Date): PlannedObject[] {
     );
     return [
       { key, body, sha256, contentType: 'message/rfc822' },
-      { key: sidecarKey(key), body: sidecar, sha256: sha256Hex(sidecar), contentType: 'application/json' },
+      {
+        key: sidecarKey(key),
+        body: sidecar,
+        sha256: sha256Hex(sidecar),
+        contentType: 'application/json',
+        sidecar: true,
+      },
     ];
   }
   // Every other message event (sent, delivered, …) is archived as its canonical JSON.

@@ -119,6 +119,8 @@ const PERMANENT = new Set([
   'HOLDFAST_ERR_OBJECT_CONFLICT',
   'HOLDFAST_ERR_PAYLOAD_HASH_MISMATCH',
   'HOLDFAST_ERR_CHECKSUM_MISMATCH',
+  // The store refused what it was given (a key, a date, metadata): the same input fails again.
+  'HOLDFAST_ERR_INVALID_OBJECT_INPUT',
 ]);
 
 /** True for errors that retrying cannot fix. */

@@ -1,4 +1,11 @@
-import { canonicalJson, newEvent, RetentionPolicy, sha256Hex, sidecarKey } from '@holdfast/core';
+import {
+  canonicalJson,
+  DEFAULT_RETENTION_CATEGORIES,
+  newEvent,
+  RetentionPolicy,
+  sha256Hex,
+  sidecarKey,
+} from '@holdfast/core';
 import { tempDir } from '@holdfast/testkit/temp-dir';
 import { LocalWormStore, ObjectConflictError } from '@holdfast/worm-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -120,6 +127,75 @@ describe('archiveEvent', () => {
       await other.close();
       await otherDir.remove();
     }
+  });
+
+  it('adopts the sidecar an earlier run wrote under another policy: the first lock stands', async () => {
+    const event = emailEvent();
+    const first = await archiveEvent(store, policy, event);
+    const longer = new RetentionPolicy(
+      { ...DEFAULT_RETENTION_CATEGORIES, 'email-transactional': '10y' },
+      'longer email retention',
+    );
+    // A retried or re-enqueued job runs after the policy changed: its sidecar would say 2036.
+    const again = await archiveEvent(store, longer, structuredClone(event));
+    expect(again).toMatchObject({
+      created: false,
+      versionId: first.versionId,
+      retainUntil: first.retainUntil,
+    });
+    expect(again.objects).toEqual(first.objects);
+    expect(await countVersions(store)).toBe(2);
+  });
+
+  it('still refuses a sidecar at the key that another event wrote', async () => {
+    const event = emailEvent();
+    const { key } = await archiveEvent(store, policy, event);
+    const otherDir = await tempDir();
+    const other = await LocalWormStore.open({ dir: otherDir.path });
+    try {
+      const junk = Buffer.from('{"not":"this event"}');
+      await other.put({
+        key: sidecarKey(key),
+        body: junk,
+        sha256: sha256Hex(junk),
+        contentType: 'application/json',
+        retainUntil: new Date('2040-01-01'),
+        ifNoneMatch: true,
+        metadata: { 'holdfast-event-id': '019a0000-0000-7000-8000-0000000000ff' },
+      });
+      await expect(archiveEvent(other, policy, event)).rejects.toBeInstanceOf(ObjectConflictError);
+    } finally {
+      await other.close();
+      await otherDir.remove();
+    }
+  });
+
+  it('holds the versions an earlier run left unheld when a matter now selects them', async () => {
+    const event = emailEvent();
+    const first = await archiveEvent(store, policy, event);
+    const again = await archiveEvent(store, policy, event, { legalHold: true });
+    expect(again.created).toBe(false);
+    for (const o of first.objects!)
+      expect((await store.head(o.key, { versionId: o.versionId }))?.legalHold).toBe(true);
+  });
+
+  it('keeps an event whose retention ended before it was archived, locked for a day from now', async () => {
+    const event = newEvent({
+      type: 'audit.login',
+      occurredAt: new Date('2020-01-01T00:00:00Z'),
+      project: 'acme',
+      channel: 'record',
+      direction: 'internal',
+      subject: 'u1',
+      category: 'audit-log',
+      data: {},
+    });
+    const before = Date.now();
+    const result = await archiveEvent(store, policy, event);
+    const lockedUntil = Date.parse(result.retainUntil);
+    expect(lockedUntil).toBeGreaterThanOrEqual(before + 24 * 3600 * 1000);
+    expect(lockedUntil).toBeLessThanOrEqual(Date.now() + 24 * 3600 * 1000);
+    expect((await store.head(result.key))?.retainUntil?.getTime()).toBe(lockedUntil);
   });
 
   it('archives records as canonical JSON keyed by category and record date', async () => {
