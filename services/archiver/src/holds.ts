@@ -10,6 +10,7 @@ import {
 import { getJson, type ObjectStore } from '@holdfast/worm-store';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { withHoldsLock } from './holds-lock.ts';
 import { archiveOperatorAction, OPERATOR_CATEGORY, operatorCategoryOf } from './operator-event.ts';
 
 /**
@@ -163,10 +164,13 @@ export async function recordHeld(
   matters: readonly Matter[],
   objects: readonly { key: string; versionId: string }[],
 ): Promise<void> {
-  for (const m of matters) {
-    if (objects.length > 0)
-      await redis.sadd(heldBy(m.matter), ...objects.map((o) => member(o.key, o.versionId)));
-  }
+  if (matters.length === 0 || objects.length === 0) return;
+  // At once for every matter: a release checking whether another matter holds a version must
+  // not see one matter's membership without the other's.
+  const members = objects.map((o) => member(o.key, o.versionId));
+  const multi = redis.multi();
+  for (const m of matters) multi.sadd(heldBy(m.matter), ...members);
+  await multi.exec();
 }
 
 export interface HoldManifestEntry {
@@ -202,26 +206,29 @@ export async function placeHold(
     placedAt: new Date().toISOString(),
     selection: selection.data,
   };
-  if ((await redis.hsetnx(MATTERS, matter.matter, JSON.stringify(matter))) === 0)
-    throw new MatterExistsError(matter.matter);
-  try {
-    // Every archiver now sees the matter for writes that finish after the scan starts.
-    await new Promise((r) => setTimeout(r, MATTER_CACHE_MS * 1.5));
-    const manifest = await selectVersions(store, selection.data);
-    const { archived } = await archiveOperatorAction(store, policy, {
-      type: 'hold.placed',
-      actor: input.actor,
-      subject: matter.matter,
-      data: { matter: matter.matter, reason: matter.reason, selection: selection.data, manifest },
-    });
-    for (const o of manifest) await store.setLegalHold(o.key, o.versionId, true);
-    await recordHeld(redis, [matter], manifest);
-    return { matter, manifest, eventKey: archived.key };
-  } catch (error) {
-    // Nothing is held unless the placement is on record; let the operator retry cleanly.
-    await redis.hdel(MATTERS, matter.matter);
-    throw error;
-  }
+  return withHoldsLock(redis, async () => {
+    if ((await redis.hsetnx(MATTERS, matter.matter, JSON.stringify(matter))) === 0)
+      throw new MatterExistsError(matter.matter);
+    try {
+      // Every archiver now sees the matter for writes that finish after the scan starts.
+      await new Promise((r) => setTimeout(r, MATTER_CACHE_MS * 1.5));
+      const manifest = await selectVersions(store, selection.data);
+      const { archived } = await archiveOperatorAction(store, policy, {
+        type: 'hold.placed',
+        actor: input.actor,
+        subject: matter.matter,
+        data: { matter: matter.matter, reason: matter.reason, selection: selection.data, manifest },
+      });
+      // Recorded before the holds are set: a release then never takes these for unheld by this matter.
+      await recordHeld(redis, [matter], manifest);
+      for (const o of manifest) await store.setLegalHold(o.key, o.versionId, true);
+      return { matter, manifest, eventKey: archived.key };
+    } catch (error) {
+      // Nothing is held unless the placement is on record; let the operator retry cleanly.
+      await redis.multi().hdel(MATTERS, matter.matter).del(heldBy(matter.matter)).exec();
+      throw error;
+    }
+  });
 }
 
 /**
@@ -229,6 +236,15 @@ export async function placeHold(
  * hold.released event (with both lists) is archived before any hold is lifted.
  */
 export async function releaseHold(
+  store: ObjectStore,
+  redis: Redis,
+  policy: RetentionPolicy,
+  input: { matter: string; actor: string; reason?: string },
+): Promise<{ released: HoldManifestEntry[]; stillHeld: HoldManifestEntry[]; eventKey: string }> {
+  return withHoldsLock(redis, () => releaseLocked(store, redis, policy, input));
+}
+
+async function releaseLocked(
   store: ObjectStore,
   redis: Redis,
   policy: RetentionPolicy,
@@ -370,6 +386,15 @@ export async function rebuildMatters(
   policy: RetentionPolicy,
   input: { actor: string },
 ): Promise<{ open: RebuiltMatter[]; released: string[] }> {
+  return withHoldsLock(redis, () => rebuildLocked(store, redis, policy, input));
+}
+
+async function rebuildLocked(
+  store: ObjectStore,
+  redis: Redis,
+  policy: RetentionPolicy,
+  input: { actor: string },
+): Promise<{ open: RebuiltMatter[]; released: string[] }> {
   const { open, released } = await restoreMatterRegistry(store, redis);
   await redis.set(REGISTRY_RESTORED, new Date().toISOString());
   const rebuilt: RebuiltMatter[] = [];
@@ -392,9 +417,9 @@ export async function rebuildMatters(
         },
       });
       eventKey = archived.key;
-      for (const o of newlyHeld) await store.setLegalHold(o.key, o.versionId, true);
     }
     await recordHeld(redis, [matter], manifest);
+    for (const o of newlyHeld) await store.setLegalHold(o.key, o.versionId, true);
     rebuilt.push({
       matter: matter.matter,
       held: manifest.length,

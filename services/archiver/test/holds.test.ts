@@ -163,6 +163,41 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
     expect((await backend.store.head(a.key))!.legalHold).toBe(false);
   });
 
+  it('a placement that runs while another matter is released keeps what it holds held', async () => {
+    const a = await archiveEvent(backend.store, policy, record('user-1', '2026-02-01T00:00:00Z'));
+    await placeHold(backend.store, client, policy, {
+      matter: 'M-1',
+      reason: 'r1',
+      actor: 'x',
+      selection: { keys: [a.key] },
+    });
+    // The release lifts its holds slowly: a placement that scans and holds in the meantime must
+    // not have its hold lifted after it (it would leave an unheld object under an open matter).
+    const slowLift = new Proxy(backend.store, {
+      get(target, prop) {
+        if (prop === 'setLegalHold')
+          return async (key: string, versionId: string, on: boolean) => {
+            if (!on) await new Promise((r) => setTimeout(r, 2 * MATTER_CACHE_MS));
+            return target.setLegalHold(key, versionId, on);
+          };
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const release = releaseHold(slowLift, client, policy, { matter: 'M-1', actor: 'x' });
+    await new Promise((r) => setTimeout(r, 50));
+    const place = placeHold(backend.store, client, policy, {
+      matter: 'M-2',
+      reason: 'r2',
+      actor: 'x',
+      selection: { subject: 'user-1' },
+    });
+    const [released, placed] = await Promise.all([release, place]);
+    expect(released.released.map((o) => o.key)).toEqual([a.key]);
+    expect(placed.manifest.map((o) => o.key)).toEqual([a.key]);
+    expect((await backend.store.head(a.key))!.legalHold).toBe(true);
+  });
+
   it('a participant selects a message by its sidecar, and holds the message bytes with it', async () => {
     const email = (id: string, to: string) =>
       emailEvent({ id, to, mime: `To: ${to}\r\nSubject: hi\r\n\r\nhello\r\n` });
