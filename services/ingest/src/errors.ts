@@ -7,12 +7,12 @@ export class UnauthorizedError extends HoldfastError {
   }
 }
 
-/** The same Idempotency-Key was used with a different request body. */
+/** The same Idempotency-Key was used with a different request (route, content type, query or body). */
 export class IdempotencyKeyReusedError extends HoldfastError {
   constructor() {
     super(
       'HOLDFAST_ERR_IDEMPOTENCY_KEY_REUSED',
-      'this Idempotency-Key was already used with a different request body',
+      'this Idempotency-Key was already used with a different request (route, content type, query or body)',
     );
   }
 }

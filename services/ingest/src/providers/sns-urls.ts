@@ -1,7 +1,14 @@
 import { CertificateUrlRejectedError, SubscribeUrlRejectedError } from './errors.ts';
 
-/** SNS regional endpoints, including China (`.amazonaws.com.cn`); nothing else may sign or be called. */
-const SNS_HOST = /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/;
+/**
+ * SNS regional endpoints, nothing else may sign or be called: `sns.<region>.amazonaws.com`
+ * (commercial, GovCloud) and `sns.cn-<area>-<n>.amazonaws.com.cn` (China, only under its own
+ * domain). The label must have a region's shape (`us-east-1`, `us-gov-west-1`): a looser one
+ * such as `s3`, `s3-us-west-2` or `s3-accelerate` is the S3 endpoint of a bucket named "sns",
+ * whose owner could serve any certificate.
+ */
+const SNS_HOST =
+  /^sns\.(?:(?!cn-)[a-z]{2}(?:-gov)?-[a-z]+-\d+\.amazonaws\.com|cn-[a-z]+-\d+\.amazonaws\.com\.cn)$/;
 
 /** Why `url` is not an https URL on an SNS endpoint, or undefined when it is one. */
 function snsUrlProblem(url: string): string | undefined {

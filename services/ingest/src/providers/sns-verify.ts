@@ -27,7 +27,8 @@ export interface SnsVerifyOptions {
    */
   maxClockSkewMs?: number;
   /**
-   * The only topics whose messages are accepted; unset accepts any topic whose message verifies.
+   * The only topics whose messages are accepted; unset accepts any topic whose message verifies,
+   * i.e. any AWS account's. A webhook must always pass its own topics.
    * @defaultValue undefined
    */
   allowedTopicArns?: readonly string[];

@@ -3,7 +3,7 @@ import { ValidationError } from '@holdfast/core';
 import type { Accepted, EmailInput, RecordInput, SmsInput, WhatsAppInput } from '@holdfast/producer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DependencyUnavailableError, UnsupportedMediaTypeError } from '../errors.ts';
-import { withIdempotency } from '../idempotency.ts';
+import { type IdempotentRequest, withIdempotency } from '../idempotency.ts';
 import type { IngestDeps } from '../ingest-deps.ts';
 
 /** The authenticated ingest API, for services that do not use the Node SDK: the SDK's semantics over HTTP. */
@@ -22,6 +22,16 @@ export async function apiRoutes(app: FastifyInstance, deps: IngestDeps): Promise
     }
     return value;
   };
+  const idempotentRequest = (req: FastifyRequest): IdempotentRequest => {
+    const q = req.url.indexOf('?');
+    return {
+      method: req.method,
+      route: req.routeOptions.url ?? req.url,
+      contentType: req.headers['content-type'],
+      query: q === -1 ? '' : req.url.slice(q + 1),
+      body: req.body,
+    };
+  };
   const requireJson = (req: FastifyRequest): unknown => {
     if (Buffer.isBuffer(req.body))
       throw unsupportedMediaType(req.headers['content-type'], 'application/json');
@@ -37,10 +47,16 @@ export async function apiRoutes(app: FastifyInstance, deps: IngestDeps): Promise
     app.post(`/v1/messages/${channel}`, async (req, reply) => {
       const owner = project(req);
       const body = requireJson(req);
-      const result = await withIdempotency(deps.redis, owner, idempotencyKey(req), body, async () => ({
-        status: 202,
-        body: await submit(owner, body),
-      }));
+      const result = await withIdempotency(
+        deps.redis,
+        owner,
+        idempotencyKey(req),
+        idempotentRequest(req),
+        async () => ({
+          status: 202,
+          body: await submit(owner, body),
+        }),
+      );
       return reply
         .code(result.status)
         .header('idempotent-replayed', String(result.replayed))
@@ -51,10 +67,16 @@ export async function apiRoutes(app: FastifyInstance, deps: IngestDeps): Promise
   app.post('/v1/records', async (req, reply) => {
     const owner = project(req);
     const input = recordInput(req);
-    const result = await withIdempotency(deps.redis, owner, idempotencyKey(req), req.body, async () => ({
-      status: 202,
-      body: await deps.submitter.record(owner, input),
-    }));
+    const result = await withIdempotency(
+      deps.redis,
+      owner,
+      idempotencyKey(req),
+      idempotentRequest(req),
+      async () => ({
+        status: 202,
+        body: await deps.submitter.record(owner, input),
+      }),
+    );
     return reply.code(result.status).header('idempotent-replayed', String(result.replayed)).send(result.body);
   });
 

@@ -39,8 +39,17 @@ export async function webhookRoutes(app: FastifyInstance, deps: IngestDeps): Pro
       ]);
     return parsed.data;
   };
-  const publicUrl = (req: FastifyRequest): string =>
-    `${deps.config.publicBaseUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.headers.host}`}${req.url}`;
+  const publicUrl = (req: FastifyRequest): string => {
+    const url = `${deps.config.publicBaseUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.headers.host}`}${req.url}`;
+    // Without a configured base URL the Host header is the client's: one that makes no URL is a
+    // bad request, not a server fault.
+    if (!URL.canParse(url)) {
+      throw new ValidationError('webhook request', [
+        { path: 'Host', message: 'does not form a URL; set HOLDFAST_PUBLIC_BASE_URL behind a proxy' },
+      ]);
+    }
+    return url;
+  };
 
   for (const kind of ['inbound', 'status'] as const) {
     app.post<ProjectParams>(`/webhooks/twilio/:project/${kind}`, async (req, reply) => {
@@ -93,11 +102,12 @@ export async function webhookRoutes(app: FastifyInstance, deps: IngestDeps): Pro
 
   app.post<ProjectParams>('/webhooks/ses/:project', async (req, reply) => {
     const project = projectOf(req);
+    // Any AWS account can sign messages for its own topic, so a valid signature proves nothing
+    // without the allowlist: no topics configured, nothing is confirmed or accepted.
+    const allowedTopicArns = deps.config.snsTopicArns?.filter((arn) => arn !== '');
+    if (!allowedTopicArns?.length) throw new ProviderNotConfiguredError('HOLDFAST_SNS_TOPIC_ARNS');
     const message = parseJson(rawBodyOf(req));
-    await verifySnsMessage(message, {
-      certificates: deps.snsCertificates,
-      ...(deps.config.snsTopicArns ? { allowedTopicArns: deps.config.snsTopicArns } : {}),
-    });
+    await verifySnsMessage(message, { certificates: deps.snsCertificates, allowedTopicArns });
     if (isSubscriptionConfirmation(message)) {
       // The handshake is archived like everything else, then confirmed.
       const m = message as { MessageId: string; Timestamp: string };
