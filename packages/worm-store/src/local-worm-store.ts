@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Dirent, writeFile as writeFileCallback } from 'node:fs';
+import { type Dirent, readFileSync, writeFile as writeFileCallback } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -121,11 +121,44 @@ function isErrno(err: unknown, ...codes: string[]): boolean {
 
 function isAlive(owner: TempOwner): boolean {
   if (owner.pid === OWNER.pid) return Math.abs(owner.startMs - OWNER.startMs) < SAME_PROCESS_SLACK_MS;
+  // A power loss reboots the host, and the dead owner's pid may then belong to a live process.
+  const bootMs = bootTimeMs();
+  if (bootMs !== undefined && owner.startMs < bootMs - SAME_PROCESS_SLACK_MS) return false;
   try {
     process.kill(owner.pid, 0);
-    return true;
   } catch (err) {
     return !isErrno(err, 'ESRCH');
+  }
+  // Alive, but perhaps another process that took the pid since: its start time tells.
+  const startedMs = processStartMs(owner.pid, bootMs);
+  return startedMs === undefined || Math.abs(startedMs - owner.startMs) < PID_REUSE_SLACK_MS;
+}
+
+// /proc reports process start times in USER_HZ ticks since boot; USER_HZ is 100 on Linux's ABI.
+const USER_HZ = 100;
+// Wide: a clock step between the owner's start and now must not make a live owner look dead.
+const PID_REUSE_SLACK_MS = 60_000;
+
+/** When this host booted (Linux `/proc/stat` btime), or undefined where that is not known. */
+function bootTimeMs(): number | undefined {
+  try {
+    const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'));
+    return btime ? Number(btime[1]) * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** When process `pid` started (Linux `/proc/<pid>/stat`), or undefined where that is not known. */
+function processStartMs(pid: number, bootMs: number | undefined): number | undefined {
+  if (bootMs === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name, which is in parentheses and may hold spaces; starttime is field 22.
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(ticks) ? bootMs + (ticks * 1000) / USER_HZ : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir, uptime } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -155,6 +155,29 @@ describe('LocalWormStore journal', () => {
       expect(await readdir(keyDir(dir, orphaned!.key))).toEqual([manifestName(orphaned!.versionId, 0)]);
       // The surviving manifest decides where the bytes live: its blob, whole again.
       expect(await readFile(blobOf(blobbed!), 'utf8')).toBe(blobbed!.body);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it.each([
+    // A power loss rebooted the host: the writer started before this boot, whoever has its pid now.
+    ['died before a reboot, its pid now a live process', (startMs: number) => startMs - 3_600_000 - uptime()],
+    // Same boot: the pid was taken since by a process that started at another time (pid 1, at boot).
+    ['died, its pid since taken by a live process', (startMs: number) => startMs],
+  ])('replays the journal of a writer that %s', async (_case, ownerStart) => {
+    const acked = await writeThenDie(2);
+    const [segment] = await readdir(join(dir, JOURNAL_DIR));
+    const [, host, , startMs, rest] = /^([0-9a-f]{8})-(\d+)-(\d+)\.(.+)$/.exec(segment!)!;
+    // pid 1 is alive for as long as the host (or container) is.
+    const renamed = `${host}-1-${Math.round(ownerStart(Number(startMs)))}.${rest}`;
+    await rename(join(dir, JOURNAL_DIR, segment!), join(dir, JOURNAL_DIR, renamed));
+    for (const { key } of acked) await rm(keyDir(dir, key), { recursive: true });
+
+    const store = await LocalWormStore.open({ dir });
+    try {
+      for (const { key, versionId } of acked) expect((await store.head(key))?.versionId).toBe(versionId);
+      expect(await readdir(join(dir, JOURNAL_DIR))).toEqual([]);
     } finally {
       await store.close();
     }
