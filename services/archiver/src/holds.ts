@@ -338,7 +338,7 @@ export async function restoreMatterRegistry(
  * Resolves once the registry is known to match the archive. A Redis that lost its data (or a new
  * one) has no record of that: the first archiver to notice restores it from the archive while
  * the others wait, so no write is archived against an empty registry and left unheld. Only the
- * operator events' category is read (`default` too under a policy without it).
+ * operator events' category is read, and any other that an earlier policy put them in.
  */
 export async function ensureMatterRegistry(
   store: ObjectStore,
@@ -430,14 +430,23 @@ async function rebuildLocked(
   return { open: rebuilt, released };
 }
 
-/** Archived hold placements and releases, oldest first (event ids are UUIDv7: time-ordered). */
+/**
+ * Archived hold placements and releases, oldest first (event ids are UUIDv7: time-ordered). Operator
+ * events go where the policy of the day put them (`operatorCategoryOf`): a `policy.changed` event
+ * found in one category whose old policy put them in another adds that category to the read.
+ */
 async function holdEvents(store: ObjectStore, categories: readonly string[]): Promise<EventEnvelope[]> {
   const events: EventEnvelope[] = [];
-  for (const category of categories) {
+  const toRead = new Set(categories);
+  for (const category of toRead) {
     for await (const { key } of store.list(`records/${category}/`)) {
       if (!key.endsWith('.json')) continue;
       const value = (await getJson(store, key)) as EventEnvelope;
       if (value.type === 'hold.placed' || value.type === 'hold.released') events.push(value);
+      else if (value.type === 'policy.changed') {
+        const old = (value.data as { old?: { categories?: Record<string, unknown> } | null }).old;
+        if (old?.categories) toRead.add(OPERATOR_CATEGORY in old.categories ? OPERATOR_CATEGORY : 'default');
+      }
     }
   }
   const at = (e: EventEnvelope) => Date.parse(e.occurredAt);

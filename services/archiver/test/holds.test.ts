@@ -1,4 +1,10 @@
-import { loadConfig, newEvent, RetentionPolicy, ValidationError } from '@holdfast/core';
+import {
+  DEFAULT_RETENTION_CATEGORIES,
+  loadConfig,
+  newEvent,
+  RetentionPolicy,
+  ValidationError,
+} from '@holdfast/core';
 import { createProducer } from '@holdfast/producer';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
 import { type S3Server, startS3Server } from '@holdfast/testkit/s3-server';
@@ -6,6 +12,7 @@ import { tempDir } from '@holdfast/testkit/temp-dir';
 import { LocalWormStore, type ObjectStore, S3WormStore } from '@holdfast/worm-store';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ensureMatterRegistry } from '../src/holds.ts';
 import {
   archiveEvent,
   MATTER_CACHE_MS,
@@ -13,6 +20,7 @@ import {
   openMatters,
   placeHold,
   rebuildMatters,
+  recordPolicyChange,
   releaseHold,
   start,
 } from '../src/index.ts';
@@ -284,6 +292,23 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
     expect((await backend.store.head(meanwhile.key))!.legalHold).toBe(false);
     expect((await rebuildMatters(backend.store, client, policy, { actor: 'oncall@acme' })).open).toEqual([]);
     expect(await openMatters(client)).toEqual([]);
+  });
+
+  it('restores a matter placed under an earlier policy that put operator events in another category', async () => {
+    const { 'audit-log-admin': _admin, ...withoutAdmin } = DEFAULT_RETENTION_CATEGORIES;
+    const earlier = new RetentionPolicy(withoutAdmin, 'earlier: operator events in default');
+    await recordPolicyChange({ redis: client, store: backend.store, policy: earlier });
+    await placeHold(backend.store, client, earlier, {
+      matter: 'M-OLD',
+      reason: 'placed under the earlier policy',
+      actor: 'x',
+      selection: { subject: 'user-1' },
+    });
+    await recordPolicyChange({ redis: client, store: backend.store, policy });
+    await client.flushall();
+
+    await ensureMatterRegistry(backend.store, client, policy);
+    expect((await openMatters(client)).map((m) => m.matter)).toEqual(['M-OLD']);
   });
 
   it('refuses bad input with clear errors and changes nothing', async () => {
