@@ -8,6 +8,7 @@ import {
   type ArchiveJobResult,
   archivedMarkerKey,
   backoffDelay,
+  ConfigError,
   createLogger,
   type EventEnvelope,
   type HoldfastConfig,
@@ -47,6 +48,7 @@ import { type Job, type Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import pLimit from 'p-limit';
 import { archiveEvent, archiveKeyOf } from './archive-event.ts';
+import { DuplicateInFlightError } from './errors.ts';
 import {
   ensureMatterRegistry,
   factsFromEvent,
@@ -155,7 +157,8 @@ export async function start(
   config: Readonly<HoldfastConfig>,
   options: ArchiverOptions = {},
 ): Promise<ArchiverHandle> {
-  if (!config.redisUrl) throw new Error('the archiver needs REDIS_URL');
+  if (!config.redisUrl)
+    throw new ConfigError('REDIS_URL', 'the archiver needs it: the Redis that carries its queues');
   const log = options.logger ?? createLogger({ name: 'holdfast-archiver', level: config.logLevel });
   const policy = options.policy ?? (await RetentionPolicy.fromConfig(config));
   const ownsStore = !options.store;
@@ -231,7 +234,7 @@ export async function start(
       // Its own claim, left by an earlier run of this job whose archiver died: BullMQ gives a
       // job to one worker at a time, so that run is over, and the writes are idempotent.
       // Another job's claim is a provider duplicate in flight: wait for its outcome.
-      if (seen !== claim) throw new Error(`a duplicate of event ${event.id} is being archived; retrying`);
+      if (seen !== claim) throw new DuplicateInFlightError(event.id);
     }
     let result: ArchiveJobResult;
     try {

@@ -9,3 +9,10 @@ export class PayloadHashMismatchError extends HoldfastError {
     );
   }
 }
+
+/** Another job is archiving a provider duplicate of this event; this one retries until it is done. */
+export class DuplicateInFlightError extends HoldfastError {
+  constructor(eventId: string) {
+    super('HOLDFAST_ERR_DUPLICATE_IN_FLIGHT', `a duplicate of event ${eventId} is being archived; retrying`);
+  }
+}

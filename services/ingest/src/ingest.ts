@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { createLogger, type HoldfastConfig, type Logger, RetentionPolicy } from '@holdfast/core';
+import { ConfigError, createLogger, type HoldfastConfig, type Logger, RetentionPolicy } from '@holdfast/core';
 import {
   createRedisConnection,
   createSubmitter,
@@ -43,7 +43,8 @@ export async function start(
   config: Readonly<HoldfastConfig>,
   options: IngestOptions = {},
 ): Promise<IngestHandle> {
-  if (!config.redisUrl) throw new Error('ingest needs REDIS_URL');
+  if (!config.redisUrl)
+    throw new ConfigError('REDIS_URL', 'ingest needs it: the Redis that carries its queues');
   const log = options.logger ?? createLogger({ name: 'holdfast-ingest', level: config.logLevel });
   const policy = options.policy ?? (await RetentionPolicy.fromConfig(config));
   const writer = await EventWriter.open({

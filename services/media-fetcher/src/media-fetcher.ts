@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  ConfigError,
   createLogger,
   deterministicEventId,
   type HoldfastConfig,
@@ -115,7 +116,8 @@ export async function start(
   config: Readonly<HoldfastConfig>,
   options: MediaFetcherOptions = {},
 ): Promise<MediaFetcherHandle> {
-  if (!config.redisUrl) throw new Error('the media fetcher needs REDIS_URL');
+  if (!config.redisUrl)
+    throw new ConfigError('REDIS_URL', 'the media fetcher needs it: the Redis that carries its queues');
   const redisUrl = config.redisUrl;
   const log = options.logger ?? createLogger({ name: 'holdfast-media-fetcher', level: config.logLevel });
   // Config errors surface before anything is opened.

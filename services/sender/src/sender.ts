@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import {
   type ArchiveJobResult,
+  ConfigError,
   createLogger,
   type EventEnvelope,
   emailPauseKey,
@@ -93,7 +94,8 @@ export async function start(
   config: Readonly<HoldfastConfig>,
   options: SenderOptions = {},
 ): Promise<SenderHandle> {
-  if (!config.redisUrl) throw new Error('the sender needs REDIS_URL');
+  if (!config.redisUrl)
+    throw new ConfigError('REDIS_URL', 'the sender needs it: the Redis that carries its queues');
   const redisUrl = config.redisUrl;
   const log = options.logger ?? createLogger({ name: 'holdfast-sender', level: config.logLevel });
   const transports = {
