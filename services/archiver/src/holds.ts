@@ -455,8 +455,10 @@ async function holdEvents(store: ObjectStore, categories: readonly string[]): Pr
 
 /**
  * Every current version the selection matches. Key-derived facts (project, channel, date) need
- * no reads; subject and participant are read from JSON events and sidecars, and a sidecar's
- * match holds its blob too. O(archive) for now: a metadata index is planned.
+ * no reads; subject and participant are read from JSON events and sidecars. A sidecar's match
+ * holds the blob it describes, and a message's match holds the media captured for it. One pass
+ * over the listing, keeping only what matched: O(archive) in time (a metadata index is planned),
+ * not in memory.
  */
 async function selectVersions(store: ObjectStore, selection: HoldSelection): Promise<HoldManifestEntry[]> {
   const needsContent = selection.subject !== undefined || selection.participant !== undefined;
@@ -466,30 +468,34 @@ async function selectVersions(store: ObjectStore, selection: HoldSelection): Pro
       ? `${selection.channel}/${selection.project}/`
       : '');
   const matched = new Set<string>();
-  const keys: string[] = [];
-  for await (const o of store.list(prefix)) keys.push(o.key);
-  // A message's blob and its sidecar share a stem: `<stem>.<ext>` and `<stem>.meta.json`.
-  const blobsByStem = new Map<string, string>();
-  for (const key of keys) {
-    if (key.endsWith('.meta.json')) continue;
-    const dot = key.lastIndexOf('.');
-    if (dot > key.lastIndexOf('/')) blobsByStem.set(key.slice(0, dot), key);
-  }
-  for (const key of keys) {
+  /** Media sidecars read but not matched themselves: held if their message is. */
+  const media: { key: string; blobKey: string | undefined; messageKey: string }[] = [];
+  for await (const { key } of store.list(prefix)) {
     let facts: ObjectFacts = { key, ...factsFromKey(key), participants: [] };
+    let sidecar: Sidecar | undefined;
     const readIt = needsContent || (selection.project !== undefined && key.startsWith('records/'));
     if (readIt && key.endsWith('.json')) {
       const value = (await getJson(store, key)) as Record<string, unknown>;
-      facts = key.endsWith('.meta.json')
-        ? factsFromSidecar(key, value)
-        : factsFromEvent(value as unknown as EventEnvelope, key);
+      if (key.endsWith('.meta.json')) {
+        sidecar = value as Sidecar;
+        facts = factsFromSidecar(key, sidecar);
+      } else facts = factsFromEvent(value as unknown as EventEnvelope, key);
     }
-    if (!matches(selection, facts)) continue;
-    matched.add(key);
-    if (key.endsWith('.meta.json')) {
-      const blob = blobsByStem.get(key.slice(0, -'.meta.json'.length));
-      if (blob) matched.add(blob);
+    if (matches(selection, facts)) {
+      matched.add(key);
+      // Listed by key, a sidecar may stand without its blob: read it to hold what it describes.
+      if (!sidecar && selection.keys && key.endsWith('.meta.json'))
+        sidecar = (await getJson(store, key)) as Sidecar;
+      const blobKey = blobKeyOf(sidecar);
+      if (blobKey) matched.add(blobKey);
+    } else if (sidecar?.type === 'media' && typeof sidecar.message?.key === 'string') {
+      media.push({ key, blobKey: blobKeyOf(sidecar), messageKey: sidecar.message.key });
     }
+  }
+  for (const m of media) {
+    if (!matched.has(m.messageKey)) continue;
+    matched.add(m.key);
+    if (m.blobKey) matched.add(m.blobKey);
   }
   const manifest: HoldManifestEntry[] = [];
   for (const key of [...matched].sort()) {
@@ -499,6 +505,21 @@ async function selectVersions(store: ObjectStore, selection: HoldSelection): Pro
   return manifest;
 }
 
+function blobKeyOf(sidecar: Sidecar | undefined): string | undefined {
+  return typeof sidecar?.blob?.key === 'string' ? sidecar.blob.key : undefined;
+}
+
+/** What selection reads from a `.meta.json` (a message's, a record document's or a media item's). */
+interface Sidecar {
+  type?: string;
+  project?: string;
+  channel?: string;
+  occurredAt?: string;
+  subject?: string;
+  blob?: { key?: unknown };
+  message?: Record<string, unknown> & { key?: unknown };
+}
+
 function factsFromKey(key: string): Omit<ObjectFacts, 'key' | 'participants'> {
   const parts = key.split('/');
   const iso = parts[parts.length - 1]!.split('_')[0];
@@ -506,14 +527,14 @@ function factsFromKey(key: string): Omit<ObjectFacts, 'key' | 'participants'> {
   return { channel: parts[0], project: parts[1], occurredAt: iso };
 }
 
-function factsFromSidecar(key: string, sidecar: Record<string, unknown>): ObjectFacts {
-  const message = (sidecar.message ?? {}) as Record<string, unknown>;
+function factsFromSidecar(key: string, sidecar: Sidecar): ObjectFacts {
+  const message = sidecar.message ?? {};
   return {
     key,
-    project: sidecar.project as string,
-    channel: sidecar.channel as string,
-    occurredAt: sidecar.occurredAt as string,
-    subject: sidecar.subject as string,
+    project: sidecar.project,
+    channel: sidecar.channel,
+    occurredAt: sidecar.occurredAt,
+    subject: sidecar.subject,
     participants: participantsOf(message),
   };
 }

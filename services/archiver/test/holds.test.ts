@@ -3,6 +3,7 @@ import {
   loadConfig,
   newEvent,
   RetentionPolicy,
+  sha256Hex,
   ValidationError,
 } from '@holdfast/core';
 import { createProducer } from '@holdfast/producer';
@@ -230,6 +231,74 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
     expect(placed.manifest.map((o) => o.key).sort()).toEqual(keysOf(wanted));
     for (const key of keysOf(wanted)) expect((await backend.store.head(key))!.legalHold).toBe(true);
     for (const key of keysOf(other)) expect((await backend.store.head(key))!.legalHold).toBe(false);
+  });
+
+  it('a participant or subject hold also holds the media captured for the messages it selects', async () => {
+    const inbound = (sid: string, from: string) =>
+      newEvent({
+        type: 'message.received',
+        occurredAt: new Date('2026-03-01T10:00:00Z'),
+        project: 'acme',
+        channel: 'sms',
+        direction: 'inbound',
+        subject: from,
+        category: 'sms-transactional',
+        data: { provider: 'twilio', providerMessageId: sid, from, to: '+14155550100', body: 'photo' },
+      });
+    /** What the media fetcher writes for a message's first media item: the bytes and their sidecar. */
+    const captureMedia = async (message: { key: string; versionId: string }, sid: string) => {
+      const bytes = Buffer.from(`jpeg of ${sid}`);
+      const mediaKey = message.key.replace(/\.json$/, '-media-0.jpg');
+      const sidecar = Buffer.from(
+        JSON.stringify({
+          type: 'media',
+          project: 'acme',
+          channel: 'sms',
+          direction: 'inbound',
+          message: { key: message.key, eventId: sid },
+          blob: { key: mediaKey, sha256: sha256Hex(bytes), size: bytes.byteLength },
+        }),
+      );
+      const common = { retainUntil: new Date('2033-03-01T10:00:00Z'), ifNoneMatch: true };
+      await backend.store.put({
+        key: mediaKey,
+        body: bytes,
+        sha256: sha256Hex(bytes),
+        contentType: 'image/jpeg',
+        ...common,
+      });
+      const metaKey = mediaKey.replace(/\.jpg$/, '.meta.json');
+      await backend.store.put({
+        key: metaKey,
+        body: sidecar,
+        sha256: sha256Hex(sidecar),
+        contentType: 'application/json',
+        ...common,
+      });
+      return [mediaKey, metaKey];
+    };
+    const wanted = await archiveEvent(backend.store, policy, inbound('SM1', '+447700900123'));
+    const other = await archiveEvent(backend.store, policy, inbound('SM2', '+447700900999'));
+    const wantedMedia = await captureMedia(wanted, 'SM1');
+    const otherMedia = await captureMedia(other, 'SM2');
+
+    const byParticipant = await placeHold(backend.store, client, policy, {
+      matter: 'BY-PARTICIPANT',
+      reason: 'complaint',
+      actor: 'counsel@acme',
+      selection: { participant: '+447700900123' },
+    });
+    expect(byParticipant.manifest.map((o) => o.key).sort()).toEqual([wanted.key, ...wantedMedia].sort());
+    const bySubject = await placeHold(backend.store, client, policy, {
+      matter: 'BY-SUBJECT',
+      reason: 'complaint',
+      actor: 'counsel@acme',
+      selection: { subject: '+447700900123' },
+    });
+    expect(bySubject.manifest.map((o) => o.key).sort()).toEqual([wanted.key, ...wantedMedia].sort());
+    for (const key of wantedMedia) expect((await backend.store.head(key))!.legalHold).toBe(true);
+    for (const key of [other.key, ...otherMedia])
+      expect((await backend.store.head(key))!.legalHold).toBe(false);
   });
 
   it('rebuilds the matter registry from the archive after Redis lost it, holding what was written meanwhile', async () => {
