@@ -166,10 +166,16 @@ export const mediaCapturedData = z.looseObject({
   messageEventId: z.string().min(1),
   messageKey: z.string().min(1),
   key: z.string().min(1),
+  /** The version of `key`, and of its sidecar, that the fetcher wrote (absent on older events). */
+  versionId: z.string().min(1).optional(),
+  sidecarKey: z.string().min(1).optional(),
+  sidecarVersionId: z.string().min(1).optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   size: z.number().int().nonnegative(),
   contentType: z.string(),
 });
+
+export type MediaCapturedData = z.infer<typeof mediaCapturedData>;
 
 export const eventDataSchemas = {
   'message.sent': messageSentData,

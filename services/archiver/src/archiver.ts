@@ -14,6 +14,7 @@ import {
   type HoldfastConfig,
   isArchivedMarker,
   type Logger,
+  type MediaCapturedData,
   type MediaJobData,
   parseEvent,
   QUEUES,
@@ -52,6 +53,7 @@ import { DuplicateInFlightError } from './errors.ts';
 import {
   ensureMatterRegistry,
   factsFromEvent,
+  holdMediaWithMessage,
   type Matter,
   matches,
   matterCache,
@@ -247,6 +249,8 @@ export async function start(
           : open.filter((m) => matches(m.selection, factsFromEvent(event, archiveKeyOf(event))));
       result = await archiveEvent(store, policy, event, { legalHold: holding.length > 0 });
       await applyLateHolds(store, redis, matters, event, result, holding);
+      if (event.type === 'media.captured')
+        await holdMediaWithMessage(store, redis, matters, event.data as MediaCapturedData);
       await recordInTimeline(redis, event, result.key);
       await trackReputation(reputation, event);
       await applyRetentionTriggers({ redis, store, policy, log }, event, result);

@@ -173,6 +173,42 @@ export async function recordHeld(
   await multi.exec();
 }
 
+/**
+ * Media captured for a message belong to the matters that hold the message: recorded as theirs, so
+ * releasing the matter releases them too (the fetcher copies the message's hold, but cannot tell
+ * whose it is), and held if a matter took the message after the fetcher looked.
+ */
+export async function holdMediaWithMessage(
+  store: ObjectStore,
+  redis: Redis,
+  matters: () => Promise<Matter[]>,
+  captured: {
+    messageKey: string;
+    key: string;
+    versionId?: string;
+    sidecarKey?: string;
+    sidecarVersionId?: string;
+  },
+): Promise<void> {
+  if ((await matters()).length === 0 || !captured.versionId) return;
+  await withHoldsLock(redis, async () => {
+    const message = await store.head(captured.messageKey);
+    if (!message) return;
+    const messageMember = member(captured.messageKey, message.versionId);
+    const holding: Matter[] = [];
+    for (const m of await openMatters(redis))
+      if (await redis.sismember(heldBy(m.matter), messageMember)) holding.push(m);
+    if (holding.length === 0) return;
+    const objects = [{ key: captured.key, versionId: captured.versionId! }];
+    if (captured.sidecarKey && captured.sidecarVersionId)
+      objects.push({ key: captured.sidecarKey, versionId: captured.sidecarVersionId });
+    await recordHeld(redis, holding, objects);
+    for (const o of objects)
+      if (!(await store.head(o.key, { versionId: o.versionId }))?.legalHold)
+        await store.setLegalHold(o.key, o.versionId, true);
+  });
+}
+
 export interface HoldManifestEntry {
   key: string;
   versionId: string;

@@ -13,7 +13,7 @@ import { tempDir } from '@holdfast/testkit/temp-dir';
 import { LocalWormStore, type ObjectStore, S3WormStore } from '@holdfast/worm-store';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ensureMatterRegistry } from '../src/holds.ts';
+import { ensureMatterRegistry, holdMediaWithMessage } from '../src/holds.ts';
 import {
   archiveEvent,
   MATTER_CACHE_MS,
@@ -89,6 +89,55 @@ const record = (subject: string, at: string, category = 'audit-log') =>
     category,
     data: { user: subject },
   });
+
+const inbound = (sid: string, from: string) =>
+  newEvent({
+    type: 'message.received',
+    occurredAt: new Date('2026-03-01T10:00:00Z'),
+    project: 'acme',
+    channel: 'sms',
+    direction: 'inbound',
+    subject: from,
+    category: 'sms-transactional',
+    data: { provider: 'twilio', providerMessageId: sid, from, to: '+14155550100', body: 'photo' },
+  });
+/** What the media fetcher writes for a message's first media item: the bytes and their sidecar. */
+const captureMedia = async (
+  store: ObjectStore,
+  message: { key: string; versionId: string },
+  sid: string,
+  legalHold = false,
+) => {
+  const bytes = Buffer.from(`jpeg of ${sid}`);
+  const mediaKey = message.key.replace(/\.json$/, '-media-0.jpg');
+  const sidecar = Buffer.from(
+    JSON.stringify({
+      type: 'media',
+      project: 'acme',
+      channel: 'sms',
+      direction: 'inbound',
+      message: { key: message.key, eventId: sid },
+      blob: { key: mediaKey, sha256: sha256Hex(bytes), size: bytes.byteLength },
+    }),
+  );
+  const common = { retainUntil: new Date('2033-03-01T10:00:00Z'), ifNoneMatch: true, legalHold };
+  await store.put({
+    key: mediaKey,
+    body: bytes,
+    sha256: sha256Hex(bytes),
+    contentType: 'image/jpeg',
+    ...common,
+  });
+  const metaKey = mediaKey.replace(/\.jpg$/, '.meta.json');
+  await store.put({
+    key: metaKey,
+    body: sidecar,
+    sha256: sha256Hex(sidecar),
+    contentType: 'application/json',
+    ...common,
+  });
+  return [mediaKey, metaKey];
+};
 
 describe.each(backends)('legal holds as matters over %s', (_name, open) => {
   let redis: TestRedis;
@@ -234,53 +283,10 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
   });
 
   it('a participant or subject hold also holds the media captured for the messages it selects', async () => {
-    const inbound = (sid: string, from: string) =>
-      newEvent({
-        type: 'message.received',
-        occurredAt: new Date('2026-03-01T10:00:00Z'),
-        project: 'acme',
-        channel: 'sms',
-        direction: 'inbound',
-        subject: from,
-        category: 'sms-transactional',
-        data: { provider: 'twilio', providerMessageId: sid, from, to: '+14155550100', body: 'photo' },
-      });
-    /** What the media fetcher writes for a message's first media item: the bytes and their sidecar. */
-    const captureMedia = async (message: { key: string; versionId: string }, sid: string) => {
-      const bytes = Buffer.from(`jpeg of ${sid}`);
-      const mediaKey = message.key.replace(/\.json$/, '-media-0.jpg');
-      const sidecar = Buffer.from(
-        JSON.stringify({
-          type: 'media',
-          project: 'acme',
-          channel: 'sms',
-          direction: 'inbound',
-          message: { key: message.key, eventId: sid },
-          blob: { key: mediaKey, sha256: sha256Hex(bytes), size: bytes.byteLength },
-        }),
-      );
-      const common = { retainUntil: new Date('2033-03-01T10:00:00Z'), ifNoneMatch: true };
-      await backend.store.put({
-        key: mediaKey,
-        body: bytes,
-        sha256: sha256Hex(bytes),
-        contentType: 'image/jpeg',
-        ...common,
-      });
-      const metaKey = mediaKey.replace(/\.jpg$/, '.meta.json');
-      await backend.store.put({
-        key: metaKey,
-        body: sidecar,
-        sha256: sha256Hex(sidecar),
-        contentType: 'application/json',
-        ...common,
-      });
-      return [mediaKey, metaKey];
-    };
     const wanted = await archiveEvent(backend.store, policy, inbound('SM1', '+447700900123'));
     const other = await archiveEvent(backend.store, policy, inbound('SM2', '+447700900999'));
-    const wantedMedia = await captureMedia(wanted, 'SM1');
-    const otherMedia = await captureMedia(other, 'SM2');
+    const wantedMedia = await captureMedia(backend.store, wanted, 'SM1');
+    const otherMedia = await captureMedia(backend.store, other, 'SM2');
 
     const byParticipant = await placeHold(backend.store, client, policy, {
       matter: 'BY-PARTICIPANT',
@@ -298,6 +304,30 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
     expect(bySubject.manifest.map((o) => o.key).sort()).toEqual([wanted.key, ...wantedMedia].sort());
     for (const key of wantedMedia) expect((await backend.store.head(key))!.legalHold).toBe(true);
     for (const key of [other.key, ...otherMedia])
+      expect((await backend.store.head(key))!.legalHold).toBe(false);
+  });
+
+  it("media the fetcher captured for a held message are the matter's: its release releases them", async () => {
+    const message = await archiveEvent(backend.store, policy, inbound('SM3', '+447700900123'));
+    await placeHold(backend.store, client, policy, {
+      matter: 'M-MEDIA',
+      reason: 'complaint',
+      actor: 'x',
+      selection: { participant: '+447700900123' },
+    });
+    // Fetched after the placement: the fetcher copies the message's hold onto what it writes.
+    const [mediaKey, metaKey] = await captureMedia(backend.store, message, 'SM3', true);
+    const versionOf = async (key: string) => (await backend.store.head(key))!.versionId;
+    await holdMediaWithMessage(backend.store, client, () => openMatters(client), {
+      messageKey: message.key,
+      key: mediaKey!,
+      versionId: await versionOf(mediaKey!),
+      sidecarKey: metaKey!,
+      sidecarVersionId: await versionOf(metaKey!),
+    });
+    const released = await releaseHold(backend.store, client, policy, { matter: 'M-MEDIA', actor: 'x' });
+    expect(released.released.map((o) => o.key).sort()).toEqual([message.key, mediaKey, metaKey].sort());
+    for (const key of [message.key, mediaKey!, metaKey!])
       expect((await backend.store.head(key))!.legalHold).toBe(false);
   });
 

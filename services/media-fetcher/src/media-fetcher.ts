@@ -209,6 +209,7 @@ export async function start(
           key: archived.key,
           versionId: archived.versionId,
           sidecarKey: archived.sidecarKey,
+          sidecarVersionId: archived.sidecarVersionId,
           sha256: fetched.sha256,
           size: fetched.size,
           contentType: fetched.contentType,
