@@ -2,6 +2,7 @@ import { keySegment, sha256Hex, ValidationError, zodIssues } from '@holdfast/cor
 import addressparser from 'nodemailer/lib/addressparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { z } from 'zod';
+import { MAX_ATTACHMENTS_BYTES, MAX_EVENT_BYTES, mebibytes } from './event-size.ts';
 
 const MAX_ADDRESSES = 500;
 
@@ -33,6 +34,12 @@ const attachment = z.strictObject({
   encoding: z.enum(['base64', 'utf8']).optional(),
 });
 
+/** Bytes of content an attachment carries (base64 text counts as the bytes it decodes to). */
+function attachmentBytes(a: z.output<typeof attachment>): number {
+  if (typeof a.content !== 'string') return a.content.byteLength;
+  return Buffer.byteLength(a.content, a.encoding === 'base64' ? 'base64' : 'utf8');
+}
+
 export const emailInput = z
   .strictObject({
     from: addressList.refine((a) => a.length === 1, 'must be exactly one address'),
@@ -46,7 +53,16 @@ export const emailInput = z
       .refine((s) => !/[\r\n]/.test(s), 'must be one line'),
     text: z.string().optional(),
     html: z.string().optional(),
-    attachments: z.array(attachment).max(100).optional(),
+    attachments: z
+      .array(attachment)
+      .max(100)
+      // Checked before composing: the MIME of 50 MiB of attachments would be built only to be refused.
+      .refine(
+        (list) => list.reduce((sum, a) => sum + attachmentBytes(a), 0) <= MAX_ATTACHMENTS_BYTES,
+        `are larger than ${MAX_ATTACHMENTS_BYTES} bytes (${mebibytes(MAX_ATTACHMENTS_BYTES)}) together, the most ` +
+          `that fits base64-encoded in one event (${mebibytes(MAX_EVENT_BYTES)})`,
+      )
+      .optional(),
     /** The kind selects the retention category `email-<kind>`. @defaultValue 'transactional' */
     kind: keySegment.default('transactional'),
     /** Caller metadata, archived in the sidecar (not in the message). */

@@ -18,6 +18,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type Ack, AckListener } from './ack-stream.ts';
 import { BacklogFullError, NotDurableError, ProducerClosedError } from './errors.ts';
+import { MAX_EVENT_BYTES, mebibytes } from './event-size.ts';
 import { createRedisConnection } from './redis-connection.ts';
 import {
   archiveBatchFor,
@@ -46,7 +47,25 @@ export interface EventWriterOptions {
    * @defaultValue 250000
    */
   maxBacklog?: number;
+  /**
+   * How long a Redis command of this writer (an enqueue, a drain pass's lookups) may go
+   * unanswered before it is abandoned. The event is durable in the spool already: the drainer
+   * enqueues it again later (its job id is its event id, so nothing is added twice). Bounds how
+   * long a hung Redis (connected, not answering) holds a submit that waits for the in-flight
+   * enqueues to go down.
+   * @defaultValue 5000
+   */
+  enqueueTimeoutMs?: number;
+  /**
+   * How long `close()` waits for enqueues and a drain pass still under way before it releases
+   * Redis and the spool anyway; what they had not done is in the spool for the next start.
+   * @defaultValue 10000
+   */
+  closeTimeoutMs?: number;
 }
+
+const DEFAULT_ENQUEUE_TIMEOUT_MS = 5_000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 /** Events whose enqueue may be in flight behind acknowledged submits before a submit waits for one. */
 const MAX_INFLIGHT_ENQUEUES = 1024;
@@ -130,9 +149,17 @@ export class EventWriter {
   readonly #accepting = new Set<Promise<void>>();
   /** Whether the last submit was refused for the backlog: its start and end are logged once each. */
   #refusing = false;
+  readonly #closeTimeoutMs: number;
+  readonly #spoolDir: string;
+  /**
+   * Ids of spool records that cannot be read back as events (from an older version, or a bug):
+   * left in the spool, unacknowledged, for a person; each is logged once.
+   */
+  readonly #undecodable = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #draining: Promise<DrainReport> | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   private constructor(
     spool: Spool,
@@ -144,7 +171,12 @@ export class EventWriter {
     this.#redeliverAfterMs = options.redeliverAfterMs;
     this.#drainIntervalMs = options.drainIntervalMs;
     this.#maxBacklog = options.maxBacklog;
-    this.#redis = createRedisConnection(options.redisUrl, 'producer', 'holdfast-producer', options.logger);
+    this.#closeTimeoutMs = options.closeTimeoutMs;
+    this.#spoolDir = options.spoolDir;
+    // Queues and flows never block on this connection; the ack stream's blocking read has its own.
+    this.#redis = createRedisConnection(options.redisUrl, 'producer', 'holdfast-producer', options.logger, {
+      commandTimeoutMs: options.enqueueTimeoutMs,
+    });
     const opts = { connection: this.#redis, prefix: QUEUE_PREFIX };
     this.#queues = new Map(COMPLETION_QUEUES.map((name) => [name, new Queue(name, opts)]));
     this.#flows = new FlowProducer(opts);
@@ -173,11 +205,15 @@ export class EventWriter {
   }
 
   static async open(options: EventWriterOptions): Promise<EventWriter> {
-    const { maxBacklog = DEFAULT_SPOOL_MAX_BACKLOG } = options;
-    if (!Number.isSafeInteger(maxBacklog) || maxBacklog < 1)
-      throw new ValidationError('event writer options', [
-        { path: 'maxBacklog', message: `must be a whole number of at least 1, not ${maxBacklog}` },
-      ]);
+    const {
+      maxBacklog = DEFAULT_SPOOL_MAX_BACKLOG,
+      enqueueTimeoutMs = DEFAULT_ENQUEUE_TIMEOUT_MS,
+      closeTimeoutMs = DEFAULT_CLOSE_TIMEOUT_MS,
+    } = options;
+    const issues = Object.entries({ maxBacklog, enqueueTimeoutMs, closeTimeoutMs })
+      .filter(([, value]) => !Number.isSafeInteger(value) || value < 1)
+      .map(([path, value]) => ({ path, message: `must be a whole number of at least 1, not ${value}` }));
+    if (issues.length > 0) throw new ValidationError('event writer options', issues);
     const logger = options.logger ?? createLogger({ name: 'holdfast-producer' });
     const spool = await Spool.open({
       dir: options.spoolDir,
@@ -194,11 +230,15 @@ export class EventWriter {
       redeliverAfterMs: options.redeliverAfterMs ?? 15_000,
       drainIntervalMs: options.drainIntervalMs ?? 5_000,
       maxBacklog,
+      enqueueTimeoutMs,
+      closeTimeoutMs,
     });
     try {
       for await (const record of spool.unacked()) {
-        const { route, event } = decode(record.payload);
-        writer.#track(event, route);
+        // One bad record must not keep the rest from being delivered, nor the producer from starting.
+        const decoded = decode(record.payload);
+        if (decoded.ok) writer.#track(decoded.value.event, decoded.value.route);
+        else writer.#skipUndecodable(record.id, record.payload.byteLength, decoded.reason);
       }
     } catch (error) {
       await writer.close();
@@ -239,6 +279,16 @@ export class EventWriter {
   /** Appends the event to the spool, then starts its enqueue. */
   async #accept(event: EventEnvelope, route: Route): Promise<void> {
     const payload = encode({ route, event });
+    // The spool would refuse it as well, but that is the caller's input, not a write to retry.
+    if (payload.byteLength > MAX_EVENT_BYTES)
+      throw new ValidationError('event', [
+        {
+          path: '',
+          message:
+            `the encoded event is ${payload.byteLength} bytes, more than one event may take ` +
+            `(${MAX_EVENT_BYTES} bytes, ${mebibytes(MAX_EVENT_BYTES)}, the spool's record cap); nothing was written`,
+        },
+      ]);
     this.#appending++;
     try {
       await this.#spool.append(event.id, payload);
@@ -384,9 +434,23 @@ export class EventWriter {
     return this.#draining;
   }
 
-  /** `backlog`: unacknowledged events; at `maxBacklog` new ones are refused. */
-  stats(): { backlog: number; maxBacklog: number; spool: ReturnType<Spool['stats']> } {
-    return { backlog: this.#pending.size, maxBacklog: this.#maxBacklog, spool: this.#spool.stats() };
+  /**
+   * `backlog`: unacknowledged events; at `maxBacklog` new ones are refused. `undecodable`: spool
+   * records that cannot be read back as events, kept in the spool (and in `spool.unacked`) for a
+   * person; anything above 0 needs one.
+   */
+  stats(): {
+    backlog: number;
+    maxBacklog: number;
+    undecodable: number;
+    spool: ReturnType<Spool['stats']>;
+  } {
+    return {
+      backlog: this.#pending.size,
+      maxBacklog: this.#maxBacklog,
+      undecodable: this.#undecodable.size,
+      spool: this.#spool.stats(),
+    };
   }
 
   /** The spool's group-commit fdatasync durations, in seconds (see `Spool.observeFsyncs`). */
@@ -394,15 +458,35 @@ export class EventWriter {
     return this.#spool.observeFsyncs(observer);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Idempotent: every call resolves once the shutdown has finished. */
+  close(): Promise<void> {
     this.#closed = true;
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
     clearInterval(this.#timer);
     // A submit already past its closed check still gets its event enqueued before Redis goes:
-    // otherwise the event would wait in the spool for this process to start again.
-    while (this.#accepting.size > 0 || this.#inflight.size > 0)
-      await Promise.allSettled([...this.#accepting, ...this.#inflight]);
-    await this.#draining?.catch(() => {});
+    // otherwise the event would wait in the spool for this process to start again. A Redis that
+    // does not answer must not hold the process, though: after closeTimeoutMs what is left of
+    // those enqueues is abandoned, and the events wait in the spool for the next start after all.
+    const settled = async () => {
+      while (this.#accepting.size > 0 || this.#inflight.size > 0)
+        await Promise.allSettled([...this.#accepting, ...this.#inflight]);
+      await this.#draining?.catch(() => {});
+      return true;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.#closeTimeoutMs);
+    });
+    if (!(await Promise.race([settled(), timedOut])))
+      this.#log.warn(
+        { enqueuing: this.#enqueuing.size, closeTimeoutMs: this.#closeTimeoutMs },
+        'close: Redis did not answer in time; the spool keeps the unfinished enqueues for the next start',
+      );
+    clearTimeout(timer);
     await this.#acks.close();
     await Promise.allSettled([this.#flows.close(), ...[...this.#queues.values()].map((q) => q.close())]);
     this.#redis.disconnect();
@@ -531,7 +615,13 @@ export class EventWriter {
     };
     for await (const record of this.#spool.unacked(new Set(missing.keys()))) {
       if (this.#closed) break;
-      chunk.push({ spooled: decode(record.payload), size: record.payload.byteLength });
+      const decoded = decode(record.payload);
+      if (!decoded.ok) {
+        // Skipped, not acknowledged: its submit's own job may still complete it.
+        this.#skipUndecodable(record.id, record.payload.byteLength, decoded.reason);
+        continue;
+      }
+      chunk.push({ spooled: decoded.value, size: record.payload.byteLength });
       if (chunk.length >= DRAIN_BATCH) await settle();
     }
     await settle();
@@ -601,12 +691,32 @@ export class EventWriter {
     this.#pending.set(event.id, new Set(completionQueues(route, event)));
   }
 
+  /**
+   * Leaves a record that does not decode in the spool, unacknowledged, and says so once: at error
+   * level, for a person, and without its body (an archive's logs must not hold what it archives).
+   */
+  #skipUndecodable(id: string, bytes: number, reason: string): void {
+    if (this.#undecodable.has(id)) return;
+    this.#undecodable.add(id);
+    this.#log.error(
+      { eventId: id, bytes, reason, spoolDir: this.#spoolDir },
+      'spool record cannot be read back as an event: skipped and kept in the spool, unacknowledged, for a person to inspect',
+    );
+  }
+
   /** One of the event's jobs completed; true when that was the last and the event is acknowledged. */
   async #completed(id: string, queue: QueueName): Promise<boolean> {
     const remaining = this.#pending.get(id);
     if (!remaining?.delete(queue) || remaining.size > 0) return false;
-    this.#pending.delete(id);
-    await this.#spool.ack(id);
+    try {
+      await this.#spool.ack(id);
+    } catch (error) {
+      // Still unacknowledged: the drainer must go on seeing it, and the job it waits for.
+      remaining.add(queue);
+      throw error;
+    }
+    if (this.#pending.get(id) === remaining) this.#pending.delete(id);
+    this.#undecodable.delete(id);
     return true;
   }
 
@@ -642,9 +752,23 @@ function encode(value: SpooledEvent): Uint8Array {
   return Buffer.from(JSON.stringify(value));
 }
 
-function decode(payload: Uint8Array): SpooledEvent {
-  const value = JSON.parse(Buffer.from(payload).toString('utf8')) as { route: unknown; event: unknown };
-  const route = routeOf(value.route);
-  if (!route) throw new Error(`spool record has unknown route ${String(value.route)}`);
-  return { route, event: parseEvent(value.event) };
+/**
+ * A spool record read back as the event it holds, or why it cannot be: a reason that quotes none
+ * of its content (a JSON parser's message would).
+ */
+function decode(payload: Uint8Array): { ok: true; value: SpooledEvent } | { ok: false; reason: string } {
+  let value: { route?: unknown; event?: unknown } | null;
+  try {
+    value = JSON.parse(Buffer.from(payload).toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'not valid JSON' };
+  }
+  const route = routeOf(value?.route);
+  if (!route) return { ok: false, reason: 'no known route' };
+  try {
+    return { ok: true, value: { route, event: parseEvent(value?.event) } };
+  } catch (error) {
+    // A ValidationError names the failing fields and what they should be, never their values.
+    return { ok: false, reason: error instanceof ValidationError ? error.message : 'not an event' };
+  }
 }

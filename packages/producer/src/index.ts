@@ -43,6 +43,7 @@ export {
 } from './dead-letters.ts';
 export { type ComposedEmail, composeEmail, type EmailInput, validateEmail } from './email.ts';
 export * from './errors.ts';
+export { MAX_ATTACHMENTS_BYTES, MAX_DOCUMENT_BYTES, MAX_EVENT_BYTES } from './event-size.ts';
 export { type DrainReport, EventWriter, type EventWriterOptions } from './event-writer.ts';
 export {
   type SmsInput,

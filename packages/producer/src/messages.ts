@@ -1,5 +1,6 @@
 import {
   type ChannelConfig,
+  canonicalJson,
   e164,
   keySegment,
   type SmsSubmittedData,
@@ -68,6 +69,23 @@ export function validateSms(input: unknown, channel: ChannelConfig): SmsSubmitte
   return { ...parsed.data, failMode: channel.failMode, delivery: channel.delivery };
 }
 
+/**
+ * Template components are the caller's objects, of any shape: they are normalised to plain JSON
+ * before they are validated, as a record's `data` is, so what is validated is exactly what is
+ * spooled and sent (an object's `toJSON` could make it something else once encoded). Values JSON
+ * cannot carry exactly (BigInt, cycles, NaN) are refused before anything is written.
+ */
+function plainTemplate<T extends { components?: unknown[] | undefined }>(template: T): T {
+  if (template.components === undefined) return template;
+  try {
+    return { ...template, components: JSON.parse(canonicalJson(template.components)) as unknown[] };
+  } catch (error) {
+    throw new ValidationError('whatsapp message', [
+      { path: 'template.components', message: (error as Error).message },
+    ]);
+  }
+}
+
 export function validateWhatsApp(input: unknown, channel: ChannelConfig): WhatsAppSubmittedData {
   const parsed = whatsappInput.safeParse(input);
   if (!parsed.success) throw new ValidationError('whatsapp message', zodIssues(parsed.error));
@@ -77,7 +95,7 @@ export function validateWhatsApp(input: unknown, channel: ChannelConfig): WhatsA
     m.text !== undefined
       ? { type: 'text', text: m.text }
       : m.template
-        ? { type: 'template', template: m.template }
+        ? { type: 'template', template: plainTemplate(m.template) }
         : { type: mediaType, media },
   );
   // The content's paths (`text`, `template.name`, `media.link`) are the caller's own field names.

@@ -24,6 +24,11 @@ export interface HoldfastMetrics {
   readonly spoolBacklog: Gauge<'service'>;
   /** `holdfast_spool_backlog_limit{service}`: the backlog at which the spool refuses new events. */
   readonly spoolBacklogLimit: Gauge<'service'>;
+  /**
+   * `holdfast_spool_undecodable{service}`: spool records that cannot be read back as events, kept
+   * in the spool for a person (above 0 needs one; their ids are in the error log).
+   */
+  readonly spoolUndecodable: Gauge<'service'>;
   /** `holdfast_spool_oldest_unacked_seconds{service}`: age of the oldest of them (0 when none). */
   readonly spoolOldestUnacked: Gauge<'service'>;
   /** `holdfast_spool_fsync_seconds{service}`: each group-commit fdatasync. */
@@ -87,6 +92,16 @@ export function holdfastMetrics(registry: Registry = new Registry()): HoldfastMe
       collect() {
         this.reset();
         for (const [service, source] of sources) this.set({ service }, source.stats().maxBacklog);
+      },
+    }),
+    spoolUndecodable: new Gauge({
+      name: 'holdfast_spool_undecodable',
+      help: 'Spool records that cannot be read back as events: kept, unacknowledged, for a person to inspect',
+      labelNames: ['service'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [service, source] of sources) this.set({ service }, source.stats().undecodable);
       },
     }),
     spoolOldestUnacked: new Gauge({

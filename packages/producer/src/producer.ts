@@ -29,6 +29,10 @@ export interface ProducerOptions {
   drainIntervalMs?: number;
   /** See EventWriterOptions. @defaultValue `HOLDFAST_SPOOL_MAX_BACKLOG` or 250000 */
   maxBacklog?: number;
+  /** See EventWriterOptions: a Redis command left unanswered this long is left to the drainer. @defaultValue 5000 */
+  enqueueTimeoutMs?: number;
+  /** See EventWriterOptions: the longest `close()` waits on Redis. @defaultValue 10000 */
+  closeTimeoutMs?: number;
   /** Fail mode and delivery policy per channel. @defaultValue from `HOLDFAST_<CHANNEL>_FAIL_MODE` / `_DELIVERY` */
   channels?: HoldfastConfig['channels'];
 }
@@ -48,9 +52,9 @@ export interface Producer {
   /** Events accepted but not yet fully handled downstream (still in the spool), and spool counters. */
   stats(): ReturnType<EventWriter['stats']>;
   /**
-   * Refuses new calls, waits for calls already under way to be durable and enqueued, then
-   * releases Redis and the spool. What is still unacknowledged stays in the spool for the next
-   * start with the same spool directory.
+   * Refuses new calls, waits for calls already under way to be durable and enqueued (for at most
+   * `closeTimeoutMs`), then releases Redis and the spool. What is still unacknowledged stays in the
+   * spool for the next start with the same spool directory. Every call resolves once that is done.
    */
   close(): Promise<void>;
 }
@@ -73,6 +77,8 @@ export async function createProducer(options: ProducerOptions): Promise<Producer
     redeliverAfterMs: options.redeliverAfterMs,
     drainIntervalMs: options.drainIntervalMs,
     maxBacklog: options.maxBacklog ?? config.spoolMaxBacklog,
+    enqueueTimeoutMs: options.enqueueTimeoutMs,
+    closeTimeoutMs: options.closeTimeoutMs,
   });
 
   const submitter = createSubmitter(writer, policy, options.channels ?? config.channels);

@@ -18,6 +18,7 @@ import {
 } from '@holdfast/core';
 import { z } from 'zod';
 import { composeEmail, type EmailInput, validateEmail } from './email.ts';
+import { MAX_DOCUMENT_BYTES, MAX_EVENT_BYTES, mebibytes } from './event-size.ts';
 import type { EventWriter } from './event-writer.ts';
 import { type SmsInput, validateSms, validateWhatsApp, type WhatsAppInput } from './messages.ts';
 
@@ -26,8 +27,6 @@ export interface Accepted {
   id: string;
   archiveKey: string;
 }
-
-const MAX_DOCUMENT_BYTES = 64 * 1024 * 1024 - 64 * 1024;
 
 const recordInput = z.strictObject({
   category: keySegment,
@@ -43,7 +42,11 @@ const recordInput = z.strictObject({
     .strictObject({
       content: z
         .instanceof(Uint8Array)
-        .refine((b) => b.byteLength <= MAX_DOCUMENT_BYTES, 'is larger than 64 MiB'),
+        .refine(
+          (b) => b.byteLength <= MAX_DOCUMENT_BYTES,
+          `is larger than ${MAX_DOCUMENT_BYTES} bytes (${mebibytes(MAX_DOCUMENT_BYTES)}), the most that fits ` +
+            `base64-encoded in one event (${mebibytes(MAX_EVENT_BYTES)})`,
+        ),
       contentType: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a MIME type like application/pdf'),
       filename: z.string().min(1).max(255).optional(),
     })
@@ -77,6 +80,25 @@ export function createSubmitter(
         },
       ]);
     }
+  };
+
+  /**
+   * A record is locked until its category's retention, counted from its own date, ends. One whose
+   * retention has ended already could never be archived (the WORM store refuses a retain-until in
+   * the past) and would sit in the spool for good: it is refused before anything is written.
+   */
+  const requireRetentionAhead = (category: string, occurredAt: Date): void => {
+    const until = policy.retainUntil(category, occurredAt);
+    if (until.getTime() > Date.now()) return;
+    const retention = `category "${category}" is retained for ${policy.duration(category).text} from the record's own date`;
+    throw new ValidationError('record', [
+      {
+        path: 'occurredAt',
+        message: Number.isNaN(until.getTime())
+          ? `${occurredAt.toISOString()} is too far ahead: ${retention}, which ends past the last date there is`
+          : `${occurredAt.toISOString()} is too long ago to archive: ${retention}, and that retention ended on ${until.toISOString()}`,
+      },
+    ]);
   };
 
   /** SMS and WhatsApp messages are archived as their event's canonical JSON. */
@@ -176,6 +198,7 @@ export function createSubmitter(
       const r = parsed.data;
       requireCategory(r.category, 'category');
       const occurredAt = r.occurredAt === undefined ? new Date() : new Date(r.occurredAt);
+      requireRetentionAhead(r.category, occurredAt);
       // Normalise to plain JSON now, so the archived bytes are exactly what was hashed here;
       // values JSON cannot carry exactly (NaN, BigInt, cycles) are refused before anything is written.
       let data: Record<string, unknown>;

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ackStreamKeyOf, createLogger, loadConfig, QUEUE_PREFIX, QUEUES } from '@holdfast/core';
 import { startRedis, type TestRedis } from '@holdfast/testkit/redis';
@@ -5,7 +6,13 @@ import { tempDir } from '@holdfast/testkit/temp-dir';
 import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { closeQueueWorker, createProducer, EventWriter, startQueueWorker } from '../src/index.ts';
+import {
+  closeQueueWorker,
+  createProducer,
+  EventWriter,
+  MAX_EVENT_BYTES,
+  startQueueWorker,
+} from '../src/index.ts';
 import { record, until } from './record-events.ts';
 
 const log = createLogger({ name: 'ack-stream-test', level: 'silent' });
@@ -247,6 +254,29 @@ describe('ack streams', () => {
       await stopSender();
       await producer.close();
     }
+  });
+
+  // A real write failure: the event fills its segment, so the ack needs a new one, and a directory
+  // stands where that segment's file would go. The spool then refuses writes until reopened.
+  it('an event whose spool ack failed stays pending: the drainer still sees it and the job it waits for', async () => {
+    const spoolDir = join(dir.path, 'ack-fails');
+    const writer = await open('ack-fails');
+    const small = record(1);
+    const unpadded = Buffer.byteLength(JSON.stringify({ route: 'archive', event: small }));
+    // Its spool record (`,"pad":"…"` adds 9 bytes and the pad) ends 17 bytes short of the cap, which
+    // is also a segment's size: the segment has no room left for an ack record (about 60 bytes).
+    const pad = 'p'.repeat(MAX_EVENT_BYTES - 17 - 9 - unpadded);
+    const event = { ...small, data: { ...small.data, pad } };
+    await mkdir(join(spoolDir, 'segments', '0000000000000002.log'));
+    await writer.submit(event, 'archive');
+    await until('its job', async () => (await queue.getJobCounts('waiting')).waiting === 1);
+
+    // Its job reported done, as a worker reports it.
+    const [stream] = await raw.keys(`${QUEUE_PREFIX}:acks:*`);
+    await raw.xadd(stream!, '*', 'queue', QUEUES.archive, 'job', event.id);
+    await until('the ack refused', () => writer.stats().spool.failed);
+    expect(writer.stats()).toMatchObject({ backlog: 1, spool: { unacked: 1 } });
+    expect(await writer.drain(0)).toMatchObject({ waiting: 1, acked: 0 });
   });
 });
 

@@ -74,6 +74,41 @@ describe('sendSms and sendWhatsApp', () => {
     },
   );
 
+  const template = (components: Record<string, unknown>[]) => ({
+    to: '+447700900123',
+    template: { name: 'statement_ready', language: 'en_US', components },
+  });
+  const cycle: Record<string, unknown> = { type: 'body' };
+  cycle.self = cycle;
+
+  it.each([
+    ['a BigInt', [{ type: 'body', n: 1n }], /template\.components: Do not know how to serialize a BigInt/],
+    ['a cycle', [cycle], /template\.components: Circular reference/],
+    ['a NaN', [{ type: 'body', n: Number.NaN }], /template\.components: NaN is not allowed/],
+    // Validates as an object, but would be spooled as a string no event schema accepts.
+    ['an object whose toJSON is not an object', [{ toJSON: () => 'x' }], /template\.components\.0/],
+  ])(
+    'whatsapp: refuses template components holding %s with a ValidationError, and spools nothing',
+    async (_, components, message) => {
+      const before = producer.stats().spool.appends;
+      const error = await producer.sendWhatsApp(template(components as never)).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as Error).message).toMatch(message);
+      expect(producer.stats().spool.appends).toBe(before);
+    },
+  );
+
+  it('whatsapp: spools template components as the plain JSON that was validated', async () => {
+    const when = new Date('2026-11-20T09:00:00.000Z');
+    const { id } = await producer.sendWhatsApp(
+      template([{ type: 'body', parameters: [{ type: 'date_time', date_time: when, skipped: undefined }] }]),
+    );
+    const send = await waitForJob(queue(QUEUES.sendWhatsApp), id);
+    expect(send.data.event.data.content.template.components).toEqual([
+      { parameters: [{ date_time: '2026-11-20T09:00:00.000Z', type: 'date_time' }], type: 'body' },
+    ]);
+  });
+
   it('queues a fail-open SMS as an archive job and a send job side by side', async () => {
     const { id, archiveKey } = await producer.sendSms({ ...sms, metadata: { user: 'u-1' } });
     expect(archiveKey).toMatch(/^sms\/acme\/outbound\/\d{4}\/\d{2}\/\d{2}\/.+\.json$/);

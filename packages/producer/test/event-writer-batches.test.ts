@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ARCHIVE_BATCH_JOB,
@@ -346,5 +347,21 @@ describe('EventWriter archive batches', () => {
     await submitted;
     const all = [first, ...events].map((e) => e.id);
     expect((await jobsHolding(all)).sort()).toEqual(all.sort());
+  });
+
+  it('a second close() resolves only once the shutdown the first began has finished', async () => {
+    writer = await open('close-twice');
+    await writer.submit(record(1), 'archive');
+    const first = writer.close();
+    let firstDone = false;
+    void first.then(() => {
+      firstDone = true;
+    });
+    await writer.close();
+    expect(firstDone).toBe(true);
+    // The spool is closed and its directory free: the next writer on it opens at once.
+    expect(existsSync(join(dir.path, 'close-twice', 'spool.lock'))).toBe(false);
+    writer = await open('close-twice');
+    expect(writer.stats().backlog).toBe(1);
   });
 });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import getPort from 'get-port';
 import { GenericContainer, Wait } from 'testcontainers';
 import type { TestRedis } from './redis.ts';
@@ -25,6 +26,13 @@ export async function startRedisContainer(appendOnly: boolean): Promise<TestRedi
       await container.stop({ timeout: 0, remove: false });
     },
     restart: () => container.restart(),
+    // The engine's freezer: a signal to the container's pid 1 from inside would be ignored.
+    freeze: () => {
+      spawnSync('docker', ['pause', container.getId()], { stdio: 'ignore' });
+    },
+    thaw: () => {
+      spawnSync('docker', ['unpause', container.getId()], { stdio: 'ignore' });
+    },
     stop: async () => {
       await container.stop({ timeout: 0, remove: true });
     },

@@ -15,6 +15,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Start it again on the same port and data dir (AOF is replayed). */
   restart(): Promise<void>;
+  /** SIGSTOP the server: its connections stay up and nothing answers (a hung Redis). */
+  freeze(): void;
+  /** SIGCONT a frozen server. */
+  thaw(): void;
   /** Stop it and delete its data dir. */
   stop(): Promise<void>;
 }
@@ -52,7 +56,14 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     }
   };
 
+  let frozen = false;
+  const thaw = () => {
+    if (frozen) child?.kill('SIGCONT');
+    frozen = false;
+  };
   const killChild = async (signal: NodeJS.Signals): Promise<void> => {
+    // A stopped process would not act on SIGTERM until continued.
+    thaw();
     const c = child;
     child = undefined;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
@@ -73,6 +84,11 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     },
     dataDir,
     kill: () => killChild('SIGKILL'),
+    freeze() {
+      child?.kill('SIGSTOP');
+      frozen = true;
+    },
+    thaw,
     async restart() {
       await killChild('SIGTERM');
       port = firstPort;
