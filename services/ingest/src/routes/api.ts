@@ -1,7 +1,7 @@
 import { readMessage } from '@holdfast/archiver';
 import { ValidationError } from '@holdfast/core';
 import type { Accepted, EmailInput, RecordInput, SmsInput, WhatsAppInput } from '@holdfast/producer';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DependencyUnavailableError, UnsupportedMediaTypeError } from '../errors.ts';
 import { type IdempotentRequest, withIdempotency } from '../idempotency.ts';
 import type { IngestDeps } from '../ingest-deps.ts';
@@ -43,30 +43,13 @@ export async function apiRoutes(app: FastifyInstance, deps: IngestDeps): Promise
     sms: (owner, body) => deps.submitter.sendSms(owner, body as SmsInput),
     whatsapp: (owner, body) => deps.submitter.sendWhatsApp(owner, body as WhatsAppInput),
   };
-  for (const [channel, submit] of Object.entries(messageRoutes)) {
-    app.post(`/v1/messages/${channel}`, async (req, reply) => {
-      const owner = project(req);
-      const body = requireJson(req);
-      const result = await withIdempotency(
-        deps.redis,
-        owner,
-        idempotencyKey(req),
-        idempotentRequest(req),
-        async () => ({
-          status: 202,
-          body: await submit(owner, body),
-        }),
-      );
-      return reply
-        .code(result.status)
-        .header('idempotent-replayed', String(result.replayed))
-        .send(result.body);
-    });
-  }
-
-  app.post('/v1/records', async (req, reply) => {
-    const owner = project(req);
-    const input = recordInput(req);
+  /** Submits once per Idempotency-Key and request, answering 202 (or the first answer, replayed). */
+  const accept = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    owner: string,
+    submit: () => Promise<Accepted>,
+  ) => {
     const result = await withIdempotency(
       deps.redis,
       owner,
@@ -74,10 +57,23 @@ export async function apiRoutes(app: FastifyInstance, deps: IngestDeps): Promise
       idempotentRequest(req),
       async () => ({
         status: 202,
-        body: await deps.submitter.record(owner, input),
+        body: await submit(),
       }),
     );
     return reply.code(result.status).header('idempotent-replayed', String(result.replayed)).send(result.body);
+  };
+  for (const [channel, submit] of Object.entries(messageRoutes)) {
+    app.post(`/v1/messages/${channel}`, async (req, reply) => {
+      const owner = project(req);
+      const body = requireJson(req);
+      return accept(req, reply, owner, () => submit(owner, body));
+    });
+  }
+
+  app.post('/v1/records', async (req, reply) => {
+    const owner = project(req);
+    const input = recordInput(req);
+    return accept(req, reply, owner, () => deps.submitter.record(owner, input));
   });
 
   app.get<{ Params: { id: string } }>('/v1/messages/:id', async (req, reply) => {
