@@ -239,23 +239,30 @@ redis.call('PERSIST', KEYS[2])
 return 1
 `);
 
-/** KEYS: entry, history, index. ARGV: jobId, atMs, at, actor, retainMs. The claim that makes a replay happen once. */
+/**
+ * KEYS: entry, history, index, replaying. ARGV: jobId, atMs, at, actor, retainMs. The claim that
+ * makes a replay happen once. The claim stays in `replaying` until its job is known to be there:
+ * a process that dies before adding a job that was gone leaves no failed job for the sweep to find.
+ */
 const CLAIM_REPLAY = new RedisScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'dead' then return status or 'missing' end
 redis.call('HSET', KEYS[1], 'status', 'replayed', 'replayedAtMs', ARGV[2], 'replayedAt', ARGV[3], 'replayedBy', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'replays', 1)
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 'ok'
 `);
 
-/** KEYS: entry, history, index. ARGV: jobId, the claim's atMs. Undo a claim whose replay did not happen. */
+/** KEYS: entry, history, index, replaying. ARGV: jobId, the claim's atMs. Undo a claim whose replay did not happen. */
 const UNCLAIM_REPLAY = new RedisScript(`
 if redis.call('HGET', KEYS[1], 'status') ~= 'replayed' or redis.call('HGET', KEYS[1], 'replayedAtMs') ~= ARGV[2] then
+  redis.call('ZREM', KEYS[4], ARGV[1])
   return 0
 end
+redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'dead')
 redis.call('HINCRBY', KEYS[1], 'replays', -1)
 redis.call('HDEL', KEYS[1], 'replayedAt', 'replayedAtMs', 'replayedBy')
@@ -297,7 +304,12 @@ return 1
 
 function keysOf(queue: QueueName, jobId: string) {
   const ns = deadLetterQueueOf(queue);
-  return { entry: `${ns}:entry:${jobId}`, history: `${ns}:history:${jobId}`, index: `${ns}:dead` };
+  return {
+    entry: `${ns}:entry:${jobId}`,
+    history: `${ns}:history:${jobId}`,
+    index: `${ns}:dead`,
+    replaying: `${ns}:replaying`,
+  };
 }
 
 export function isQueueName(name: string): name is QueueName {
@@ -611,7 +623,7 @@ export class DeadLetters {
             const k = keysOf(queue, id);
             const undone = await UNCLAIM_REPLAY.run(
               this.#redis,
-              [k.entry, k.history, k.index],
+              [k.entry, k.history, k.index, k.replaying],
               [id, claimedAt],
             );
             if (undone === 1) {
@@ -623,7 +635,43 @@ export class DeadLetters {
       }
       if (ids.length < SWEEP_PAGE) break;
     }
+    report.reverted += await this.#sweepClaims(queue, q);
     return report;
+  }
+
+  /**
+   * Replays claimed longer ago than the grace period: one whose job is there was carried out (it
+   * is the failed set's business from now on); one whose job is not was never added (its process
+   * died first) and is made dead again. Returns how many were.
+   */
+  async #sweepClaims(queue: QueueName, q: Queue): Promise<number> {
+    const { replaying } = keysOf(queue, '');
+    const claims = await this.#redis.zrangebyscore(
+      replaying,
+      '-inf',
+      Date.now() - this.#claimGraceMs,
+      'WITHSCORES',
+    );
+    let reverted = 0;
+    for (let i = 0; i < claims.length; i += 2) {
+      const [id, claimedAt] = [claims[i]!, claims[i + 1]!];
+      if (await q.getJob(id)) {
+        await this.#redis.zrem(replaying, id);
+        continue;
+      }
+      const k = keysOf(queue, id);
+      if (
+        (await UNCLAIM_REPLAY.run(
+          this.#redis,
+          [k.entry, k.history, k.index, k.replaying],
+          [id, claimedAt],
+        )) === 1
+      ) {
+        reverted++;
+        this.#log?.warn({ queue, jobId: id }, 'a replay was claimed but its job never added: dead again');
+      }
+    }
+    return reverted;
   }
 
   async #recordFromSweep(queue: QueueName, job: Job): Promise<boolean> {
@@ -881,7 +929,7 @@ export class DeadLetters {
     const at = new Date();
     const claim = await CLAIM_REPLAY.run(
       this.#redis,
-      [keys.entry, keys.history, keys.index],
+      [keys.entry, keys.history, keys.index, keys.replaying],
       [e.jobId, at.getTime(), at.toISOString(), actor, this.#retainMs],
     );
     if (claim !== 'ok')
@@ -893,15 +941,29 @@ export class DeadLetters {
     const queue = this.#queue(e.queue);
     try {
       const job = item.action === 'retry' ? await queue.getJob(e.jobId) : undefined;
+      let done: DeadLetterActionItem;
       if (job) {
         // A fresh attempt budget: the operator replays because the cause was fixed.
         await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-        return { ...item, status: 'done', detail: 'the kept failed job runs again' };
+        done = { ...item, status: 'done', detail: 'the kept failed job runs again' };
+      } else {
+        await this.#reAdd(e);
+        done = {
+          ...item,
+          action: 're-add',
+          status: 'done',
+          detail: 'added again from the entry, same job id',
+        };
       }
-      await this.#reAdd(e);
-      return { ...item, action: 're-add', status: 'done', detail: 'added again from the entry, same job id' };
+      // Its job is there: the claim needs no more watching (the sweep would find that too).
+      await this.#redis.zrem(keys.replaying, e.jobId).catch(() => {});
+      return done;
     } catch (error) {
-      await UNCLAIM_REPLAY.run(this.#redis, [keys.entry, keys.history, keys.index], [e.jobId, at.getTime()]);
+      await UNCLAIM_REPLAY.run(
+        this.#redis,
+        [keys.entry, keys.history, keys.index, keys.replaying],
+        [e.jobId, at.getTime()],
+      );
       const code = (error as { code?: unknown }).code;
       if (code === -3 || code === -1) {
         const state = await queue.getJobState(e.jobId);

@@ -326,6 +326,42 @@ describe('dead letters', () => {
     expect((await dl.list()).map((e) => e.jobId)).toEqual(['evt-claim']);
   });
 
+  it('makes dead again, by the sweep, a re-add that was claimed but whose job was never added', async () => {
+    await worker(QUEUES.archive, async () => {
+      throw new UnrecoverableError('HOLDFAST_ERR_VALIDATION: bad event');
+    });
+    await queue(QUEUES.archive).add(
+      'archive',
+      { event: { id: 'evt-readd' } },
+      { ...keep, jobId: 'evt-readd', attempts: 2 },
+    );
+    await dead(QUEUES.archive, 'evt-readd');
+    await queue(QUEUES.archive).remove('evt-readd');
+    // A replay whose failed job is gone claims the entry, then adds the job again: the state its
+    // claim leaves if the process dies before the add. No failed job is left for the sweep to see.
+    const ns = deadLetterQueueOf(QUEUES.archive);
+    const claimedAtMs = Number(await raw.hget(`${ns}:entry:evt-readd`, 'deadAtMs')) + 1;
+    await raw.hset(`${ns}:entry:evt-readd`, {
+      status: 'replayed',
+      replayedAtMs: String(claimedAtMs),
+      replayedAt: new Date(claimedAtMs).toISOString(),
+      replayedBy: 'crashed@acme',
+      replays: '1',
+    });
+    await raw.zrem(`${ns}:dead`, 'evt-readd');
+    await raw.zadd(`${ns}:replaying`, claimedAtMs, 'evt-readd');
+    expect(await dl.list()).toEqual([]);
+
+    const impatient = new DeadLetters({ redisUrl: redis.url, log, claimGraceMs: 0 });
+    try {
+      expect(await impatient.sweep(QUEUES.archive)).toMatchObject({ reverted: 1 });
+    } finally {
+      await impatient.close();
+    }
+    expect(await dl.show(QUEUES.archive, 'evt-readd')).toMatchObject({ status: 'dead', replays: 0 });
+    expect((await dl.list()).map((e) => e.jobId)).toEqual(['evt-readd']);
+  });
+
   it('replays a dead job once under the same job id; a second replay is a no-op', async () => {
     const runs: string[] = [];
     await worker(QUEUES.sendWhatsApp, async (job) => {
@@ -396,6 +432,14 @@ describe('dead letters', () => {
     expect((await dl.replay({ refs: [{ queue: 'archive', jobId: 'evt-gone' }] })).items[0]!.status).toBe(
       'no-op',
     );
+    // Carried out: a sweep past the grace period leaves it replayed.
+    const impatient = new DeadLetters({ redisUrl: redis.url, log, claimGraceMs: 0 });
+    try {
+      expect(await impatient.sweep(QUEUES.archive)).toMatchObject({ reverted: 0 });
+    } finally {
+      await impatient.close();
+    }
+    expect(await dl.show(QUEUES.archive, 'evt-gone')).toMatchObject({ status: 'replayed' });
   });
 
   describe('flows (a send parent with its archive child)', () => {
