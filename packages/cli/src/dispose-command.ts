@@ -1,4 +1,4 @@
-import { archiveOperatorAction, openMatters } from '@holdfast/archiver';
+import { archiveOperatorAction, openMatters, withHoldsLock } from '@holdfast/archiver';
 import { loadConfig, QUEUE_PREFIX, type RetentionPolicy, ValidationError } from '@holdfast/core';
 import { getJson, type ObjectStore } from '@holdfast/worm-store';
 import type { Command } from 'commander';
@@ -56,14 +56,11 @@ export interface DisposalOptions {
 /** The destruction log is the proof that disposal happened lawfully: it is never disposed of. */
 const DESTRUCTION_LOG_TYPES = new Set(['disposal.executed', 'disposal.completed']);
 
+/** Throws when the version cannot be read: nothing unread is taken for "not a destruction log". */
 async function isDestructionLog(store: ObjectStore, key: string, versionId: string): Promise<boolean> {
   if (!key.startsWith('records/') || !key.endsWith('.json') || key.endsWith('.meta.json')) return false;
-  try {
-    const doc = (await getJson(store, key, { versionId })) as { type?: unknown } | null;
-    return typeof doc?.type === 'string' && DESTRUCTION_LOG_TYPES.has(doc.type);
-  } catch {
-    return false;
-  }
+  const doc = (await getJson(store, key, { versionId })) as { type?: unknown } | null;
+  return typeof doc?.type === 'string' && DESTRUCTION_LOG_TYPES.has(doc.type);
 }
 
 /**
@@ -98,7 +95,20 @@ export async function planDisposal(store: ObjectStore, options: DisposalOptions 
       plan.skipped.push({ key: v.key, versionId: v.versionId, reason: 'matter', detail: matters.join(', ') });
       continue;
     }
-    if (await isDestructionLog(store, v.key, v.versionId)) {
+    let destructionLog: boolean;
+    try {
+      destructionLog = await isDestructionLog(store, v.key, v.versionId);
+    } catch (error) {
+      // Fail closed: a read that failed (no key access, throttling) must not make a log deletable.
+      plan.skipped.push({
+        key: v.key,
+        versionId: v.versionId,
+        reason: 'error',
+        detail: `could not read it to tell whether it is a destruction log: ${(error as Error).message}`,
+      });
+      continue;
+    }
+    if (destructionLog) {
       plan.skipped.push({ key: v.key, versionId: v.versionId, reason: 'destruction-log' });
       continue;
     }
@@ -200,21 +210,27 @@ export async function executeDisposal(
  * set of `key\0versionId`); the store's legal-hold flag stays authoritative either way.
  */
 async function withMatterRegistry<T>(
+  options: { exclusive: boolean },
   fn: (heldByMatter: DisposalOptions['heldByMatter']) => Promise<T>,
 ): Promise<T> {
   const url = loadConfig().redisUrl;
   if (!url) return fn(undefined);
   const redis = new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: true });
-  try {
-    await redis.connect();
+  const run = async () => {
     const matters = (await openMatters(redis)).map((m) => m.matter);
-    return await fn(async (key, versionId) => {
+    return fn(async (key, versionId) => {
       const held: string[] = [];
       for (const m of matters)
         if (await redis.sismember(`${QUEUE_PREFIX}:matter-objects:${m}`, `${key}\u0000${versionId}`))
           held.push(m);
       return held;
     });
+  };
+  try {
+    await redis.connect();
+    // An execute runs while no hold is being placed or released: a placement that scanned a
+    // version the plan had chosen would otherwise list, and fail to hold, a deleted version.
+    return await (options.exclusive ? withHoldsLock(redis, run) : run());
   } finally {
     redis.disconnect();
   }
@@ -243,7 +259,7 @@ export function registerDisposeCommand(program: Command): void {
         ? resolveActor(opts.actor)
         : (opts.actor ?? process.env.HOLDFAST_ACTOR ?? null);
       const policy = await loadPolicy();
-      const report = await withMatterRegistry((heldByMatter) =>
+      const report = await withMatterRegistry({ exclusive: Boolean(opts.execute) }, (heldByMatter) =>
         withStore(async (store): Promise<DisposalReport> => {
           const options = heldByMatter ? { heldByMatter } : {};
           if (opts.execute) return executeDisposal(store, policy, { ...options, actor: actor! });

@@ -351,6 +351,39 @@ describe.each(backends)('retention extend and disposal on $name', (backend) => {
     });
   });
 
+  it('keeps a record it cannot read, since it cannot tell it is not a destruction log', async () => {
+    const soon = new Date(h.now().getTime() + DAY);
+    await put(h.store, 'records/audit-log/a.json', soon);
+    h.advance(2 * DAY);
+    await executeDisposal(h.store, policy, { actor: 'ops@acme', now: h.now() });
+    const [log] = await operatorRecords(h.store, 'disposal.executed');
+    h.advance(8 * 365 * DAY);
+    // The disposal role may head objects but not read them (no key access), or a read is throttled.
+    const unreadable: ObjectStore = {
+      description: h.store.description,
+      head: (k, o) => h.store.head(k, o),
+      get: async () => {
+        throw Object.assign(new Error('AccessDenied: not authorised to use the key'), { code: 'EACCES' });
+      },
+      list: (p) => h.store.list(p),
+      listVersions: (p) => h.store.listVersions(p),
+      put: (input) => h.store.put(input),
+      extendRetention: (k, id, until) => h.store.extendRetention(k, id, until),
+      setLegalHold: (k, id, on) => h.store.setLegalHold(k, id, on),
+      deleteVersion: (k, id) => h.store.deleteVersion(k, id),
+      close: () => h.store.close(),
+    };
+    const plan = await planDisposal(unreadable, { now: h.now() });
+    expect(plan.candidates.map((c) => c.key)).not.toContain(log!.key);
+    expect(plan.skipped).toContainEqual(
+      expect.objectContaining({
+        key: log!.key,
+        reason: 'error',
+        detail: expect.stringContaining('AccessDenied'),
+      }),
+    );
+  });
+
   it('keeps a held version after its retention ends, and disposes of it once the hold is released', async () => {
     const held = await put(h.store, 'records/audit-log/held.json', new Date(h.now().getTime() + DAY));
     await h.store.setLegalHold(held.key, held.versionId, true);

@@ -60,6 +60,8 @@ export class MatterExistsError extends HoldfastError {
 
 const MATTERS = `${QUEUE_PREFIX}:matters`;
 const heldBy = (matter: string) => `${QUEUE_PREFIX}:matter-objects:${matter}`;
+/** `key\0versionId` of an open matter's `hold.placed` record, which is held while the matter is open. */
+const placementOf = (matter: string) => `${QUEUE_PREFIX}:matter-placement:${matter}`;
 const member = (key: string, versionId: string) => `${key}\u0000${versionId}`;
 
 /** What a selection can be matched against, from an event being written or an archived object. */
@@ -245,23 +247,38 @@ export async function placeHold(
   return withHoldsLock(redis, async () => {
     if ((await redis.hsetnx(MATTERS, matter.matter, JSON.stringify(matter))) === 0)
       throw new MatterExistsError(matter.matter);
+    let placement: { key: string; versionId: string } | undefined;
     try {
       // Every archiver now sees the matter for writes that finish after the scan starts.
       await new Promise((r) => setTimeout(r, MATTER_CACHE_MS * 1.5));
       const manifest = await selectVersions(store, selection.data);
+      // The placement's own record is held with what it selects: the registry is rebuilt from it
+      // after a Redis loss, so it must outlive its retention while the matter is open.
       const { archived } = await archiveOperatorAction(store, policy, {
         type: 'hold.placed',
         actor: input.actor,
         subject: matter.matter,
         data: { matter: matter.matter, reason: matter.reason, selection: selection.data, manifest },
+        legalHold: true,
       });
+      placement = archived;
       // Recorded before the holds are set: a release then never takes these for unheld by this matter.
-      await recordHeld(redis, [matter], manifest);
+      const recording = redis
+        .multi()
+        .set(placementOf(matter.matter), member(archived.key, archived.versionId));
+      if (manifest.length > 0)
+        recording.sadd(heldBy(matter.matter), ...manifest.map((o) => member(o.key, o.versionId)));
+      await recording.exec();
       for (const o of manifest) await store.setLegalHold(o.key, o.versionId, true);
       return { matter, manifest, eventKey: archived.key };
     } catch (error) {
       // Nothing is held unless the placement is on record; let the operator retry cleanly.
-      await redis.multi().hdel(MATTERS, matter.matter).del(heldBy(matter.matter)).exec();
+      await redis
+        .multi()
+        .hdel(MATTERS, matter.matter)
+        .del(heldBy(matter.matter), placementOf(matter.matter))
+        .exec();
+      if (placement) await store.setLegalHold(placement.key, placement.versionId, false).catch(() => {});
       throw error;
     }
   });
@@ -300,6 +317,8 @@ async function releaseLocked(
     for (const other of others) if (await redis.sismember(heldBy(other.matter), m)) kept = true;
     (kept ? stillHeld : released).push(entry);
   }
+  const placementMember = await redis.get(placementOf(input.matter));
+  const [placementKey, placementVersion] = placementMember?.split('\u0000') ?? [];
   const { archived } = await archiveOperatorAction(store, policy, {
     type: 'hold.released',
     actor: input.actor,
@@ -310,11 +329,13 @@ async function releaseLocked(
       released,
       stillHeld,
       stillHeldBy: others.map((o) => o.matter),
+      ...(placementKey ? { placement: { key: placementKey, versionId: placementVersion } } : {}),
     },
   });
   for (const o of released) await store.setLegalHold(o.key, o.versionId, false);
+  if (placementKey && placementVersion) await store.setLegalHold(placementKey, placementVersion, false);
   await redis.hdel(MATTERS, input.matter);
-  await redis.del(heldBy(input.matter));
+  await redis.del(heldBy(input.matter), placementOf(input.matter));
   return { released, stillHeld, eventKey: archived.key };
 }
 
@@ -337,21 +358,25 @@ export async function restoreMatterRegistry(
   store: ObjectStore,
   redis: Redis,
   categories: readonly string[] = [OPERATOR_CATEGORY, 'default'],
-): Promise<{ open: Matter[]; released: string[] }> {
+): Promise<{ open: Matter[]; released: string[]; placements: Map<string, string> }> {
   const open = new Map<string, Matter>();
+  /** Open matter -> the key of its placement's record. */
+  const placements = new Map<string, string>();
   /** Matter -> when the archive says it was last released. */
   const released = new Map<string, number>();
-  for (const event of await holdEvents(store, categories)) {
+  for (const { event, key } of await holdEvents(store, categories)) {
     const data = event.data as { matter?: unknown; reason?: unknown; actor?: unknown; selection?: unknown };
     if (typeof data.matter !== 'string') continue;
     if (event.type === 'hold.released') {
       open.delete(data.matter);
+      placements.delete(data.matter);
       released.set(data.matter, Date.parse(event.occurredAt));
       continue;
     }
     const selection = holdSelection.safeParse(data.selection);
     if (!selection.success) continue;
     released.delete(data.matter);
+    placements.set(data.matter, key);
     open.set(data.matter, {
       matter: data.matter,
       reason: String(data.reason ?? ''),
@@ -365,9 +390,9 @@ export async function restoreMatterRegistry(
     const entry = await redis.hget(MATTERS, matter);
     if (entry && Date.parse((JSON.parse(entry) as Matter).placedAt) > at) continue;
     await redis.hdel(MATTERS, matter);
-    await redis.del(heldBy(matter));
+    await redis.del(heldBy(matter), placementOf(matter));
   }
-  return { open: [...open.values()], released: [...released.keys()].sort() };
+  return { open: [...open.values()], released: [...released.keys()].sort(), placements };
 }
 
 /**
@@ -431,13 +456,19 @@ async function rebuildLocked(
   policy: RetentionPolicy,
   input: { actor: string },
 ): Promise<{ open: RebuiltMatter[]; released: string[] }> {
-  const { open, released } = await restoreMatterRegistry(store, redis);
+  const { open, released, placements } = await restoreMatterRegistry(store, redis);
   await redis.set(REGISTRY_RESTORED, new Date().toISOString());
   const rebuilt: RebuiltMatter[] = [];
   for (const matter of open) {
     const manifest = await selectVersions(store, matter.selection);
+    // The placement's record is held with what it selects (it is what this rebuild read).
+    const placementKey = placements.get(matter.matter);
+    const placement = placementKey ? await store.head(placementKey) : undefined;
+    const own = placement
+      ? [{ key: placement.key, versionId: placement.versionId, sha256: placement.sha256 }]
+      : [];
     const newlyHeld: HoldManifestEntry[] = [];
-    for (const o of manifest)
+    for (const o of [...manifest, ...own])
       if (!(await store.head(o.key, { versionId: o.versionId }))?.legalHold) newlyHeld.push(o);
     let eventKey: string | undefined;
     if (newlyHeld.length > 0) {
@@ -455,6 +486,7 @@ async function rebuildLocked(
       eventKey = archived.key;
     }
     await recordHeld(redis, [matter], manifest);
+    if (placement) await redis.set(placementOf(matter.matter), member(placement.key, placement.versionId));
     for (const o of newlyHeld) await store.setLegalHold(o.key, o.versionId, true);
     rebuilt.push({
       matter: matter.matter,
@@ -471,14 +503,17 @@ async function rebuildLocked(
  * events go where the policy of the day put them (`operatorCategoryOf`): a `policy.changed` event
  * found in one category whose old policy put them in another adds that category to the read.
  */
-async function holdEvents(store: ObjectStore, categories: readonly string[]): Promise<EventEnvelope[]> {
-  const events: EventEnvelope[] = [];
+async function holdEvents(
+  store: ObjectStore,
+  categories: readonly string[],
+): Promise<{ event: EventEnvelope; key: string }[]> {
+  const events: { event: EventEnvelope; key: string }[] = [];
   const toRead = new Set(categories);
   for (const category of toRead) {
     for await (const { key } of store.list(`records/${category}/`)) {
       if (!key.endsWith('.json')) continue;
       const value = (await getJson(store, key)) as EventEnvelope;
-      if (value.type === 'hold.placed' || value.type === 'hold.released') events.push(value);
+      if (value.type === 'hold.placed' || value.type === 'hold.released') events.push({ event: value, key });
       else if (value.type === 'policy.changed') {
         const old = (value.data as { old?: { categories?: Record<string, unknown> } | null }).old;
         if (old?.categories) toRead.add(OPERATOR_CATEGORY in old.categories ? OPERATOR_CATEGORY : 'default');
@@ -486,7 +521,9 @@ async function holdEvents(store: ObjectStore, categories: readonly string[]): Pr
     }
   }
   const at = (e: EventEnvelope) => Date.parse(e.occurredAt);
-  return events.sort((a, b) => at(a) - at(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return events.sort(
+    ({ event: a }, { event: b }) => at(a) - at(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
 }
 
 /**

@@ -15,6 +15,7 @@ export {
   rebuildMatters,
   releaseHold,
 } from './holds.ts';
+export { withHoldsLock } from './holds-lock.ts';
 export { archiveOperatorAction, OPERATOR_CATEGORY, type OperatorAction } from './operator-event.ts';
 export {
   type ClearInput,

@@ -21,6 +21,12 @@ export interface OperatorAction {
   data: Record<string, unknown>;
   /** The project the action belongs to. @defaultValue 'holdfast' */
   project?: string;
+  /**
+   * Write the record under a legal hold: one the archive must keep for as long as something
+   * depends on it (a matter's placement, while the matter is open), whatever its retention.
+   * @defaultValue false
+   */
+  legalHold?: boolean;
 }
 
 /**
@@ -43,6 +49,6 @@ export async function archiveOperatorAction(
     category: operatorCategoryOf(policy),
     data: { actor: action.actor, ...action.data },
   });
-  const archived = await archiveEvent(store, policy, event);
+  const archived = await archiveEvent(store, policy, event, { legalHold: action.legalHold === true });
   return { event, archived };
 }

@@ -178,11 +178,18 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
     });
     expect((await backend.store.head(placed.eventKey))!.mode).toBe('COMPLIANCE');
 
-    // Past retention, the held version still cannot be deleted; the unheld one can.
-    backend.advance(4 * 366 * DAY);
+    // Past retention, the held version still cannot be deleted; the unheld one can. Nor can the
+    // placement's own record while the matter is open (a rebuilt registry reads it).
+    backend.advance(8 * 366 * DAY);
     await expect(backend.store.deleteVersion(a.key, a.versionId)).rejects.toMatchObject({
       code: 'HOLDFAST_ERR_OBJECT_HELD',
     });
+    const placement = (await backend.store.head(placed.eventKey))!;
+    await expect(backend.store.deleteVersion(placed.eventKey, placement.versionId)).rejects.toMatchObject({
+      code: 'HOLDFAST_ERR_OBJECT_HELD',
+    });
+    // Back to a date where the release's own record (locked from today's date) can be written.
+    backend.advance(-4 * 366 * DAY);
     await backend.store.deleteVersion(b.key, b.versionId);
 
     const released = await releaseHold(backend.store, client, policy, {
@@ -192,11 +199,15 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
     });
     expect(released.released.map((o) => o.key)).toEqual([a.key]);
     expect((await backend.store.head(a.key))!.legalHold).toBe(false);
+    expect((await backend.store.head(placed.eventKey))!.legalHold).toBe(false);
     await backend.store.deleteVersion(a.key, a.versionId);
     const rel = JSON.parse(Buffer.from((await backend.store.get(released.eventKey)).body).toString());
     expect(rel).toMatchObject({
       type: 'hold.released',
-      data: { actor: 'counsel@acme', released: [{ key: a.key, sha256: a.sha256 }] },
+      data: {
+        actor: 'counsel@acme',
+        released: expect.arrayContaining([{ key: a.key, versionId: a.versionId, sha256: a.sha256 }]),
+      },
     });
   });
 
@@ -388,6 +399,8 @@ describe.each(backends)('legal holds as matters over %s', (_name, open) => {
       actor: 'counsel@acme',
     });
     expect(released.released.map((o) => o.key).sort()).toEqual([before.key, meanwhile.key].sort());
+    // The placement's record, held again by the rebuild, is released with its matter.
+    expect((await backend.store.head(placed.eventKey))!.legalHold).toBe(false);
     expect((await backend.store.head(meanwhile.key))!.legalHold).toBe(false);
     expect((await rebuildMatters(backend.store, client, policy, { actor: 'oncall@acme' })).open).toEqual([]);
     expect(await openMatters(client)).toEqual([]);
