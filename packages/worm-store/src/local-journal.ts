@@ -215,6 +215,9 @@ export class StoreJournal {
       throw err;
     }
     for (const segment of segments) await unlink(segment.path);
+    // Durable before anything relies on the checkpoint: a segment that came back after a power
+    // loss would be replayed, and bring back a version deleted since (deleteVersion checkpoints first).
+    await fsyncDir(this.#dir);
   }
 }
 

@@ -617,27 +617,39 @@ export class LocalWormStore implements ObjectStore {
 
   /** Replays the journal segments of processes that died before their checkpoint. */
   async #recoverJournals(): Promise<void> {
+    const claimed: string[] = [];
     for (const name of await readdir(this.#journalDir)) {
       const parsed = parseTempName(name);
       if (!parsed?.rest.endsWith('.journal')) continue;
       const path = join(this.#journalDir, name);
       if (!(await isAbandoned(parsed.owner, path))) continue;
       // Claim it by renaming it to one of ours: of two processes opening at once, one replays it.
-      const claimed = this.#journal.nextSegmentPath();
+      const segment = this.#journal.nextSegmentPath();
       try {
-        await rename(path, claimed);
+        await rename(path, segment);
       } catch (err) {
         if (isErrno(err, 'ENOENT')) continue;
         throw err;
       }
-      const touched: string[] = [];
-      for (const entry of await readJournal(claimed)) touched.push(...(await this.#replay(entry)));
-      await this.#journal.makeDurable(touched);
-      await unlink(claimed);
+      claimed.push(segment);
     }
+    if (claimed.length === 0) return;
+    const entries: JournalEntry[] = [];
+    for (const segment of claimed) entries.push(...(await readJournal(segment)));
+    // What the dead writers put themselves: a version of theirs is no other writer's put since.
+    const journaled = new Set(entries.map((e) => e.manifest.versionId));
+    const touched: string[] = [];
+    for (const entry of entries) touched.push(...(await this.#replay(entry, journaled)));
+    await this.#journal.makeDurable(touched);
+    for (const segment of claimed) await unlink(segment);
+    // A segment that came back after a power loss would be replayed over later deletes.
+    await fsyncDir(this.#journalDir);
   }
 
-  async #replay({ manifest, ifNoneMatch, body }: JournalEntry): Promise<string[]> {
+  async #replay(
+    { manifest, ifNoneMatch, body }: JournalEntry,
+    journaled: ReadonlySet<string>,
+  ): Promise<string[]> {
     const dir = keyDir(this.#root, manifest.key);
     const node = await this.#readNode(dir);
     const version = node.get(manifest.versionId) ?? { generations: [], blob: false };
@@ -645,8 +657,12 @@ export class LocalWormStore implements ObjectStore {
     const durable = version.generations.some((g) => g > 0);
     let current: VersionManifest | undefined;
     if (version.generations.length === 0) {
-      const other = [...node].some(([id, v]) => id !== manifest.versionId && v.generations.length > 0);
-      // Never acknowledged, and another writer has since put the key: this put did not happen.
+      const other = [...node].some(
+        ([id, v]) => id !== manifest.versionId && v.generations.length > 0 && !journaled.has(id),
+      );
+      // Perhaps never acknowledged, and another writer has put the key since the crash: this
+      // conditional put did not happen. A version the same dead writers journaled is no such
+      // writer (it may well have come after this put was acknowledged).
       if (ifNoneMatch && other) {
         await unlink(join(dir, blobName(manifest.versionId))).catch(ignoreMissing);
         return [dir];

@@ -27,9 +27,10 @@ interface Acked {
 }
 
 /** Runs the journal writer until it has acknowledged `count` puts, then kills it (SIGKILL). */
-async function writeThenDie(count: number): Promise<Acked[]> {
+async function writeThenDie(count: number, mode?: 'then-overwrite'): Promise<Acked[]> {
   const fixture = join(import.meta.dirname, 'fixtures', 'journal-writer.ts');
-  const child = spawn(process.execPath, [fixture, dir, String(count)], {
+  const expected = mode === 'then-overwrite' ? count + 1 : count;
+  const child = spawn(process.execPath, [fixture, dir, String(count), ...(mode ? [mode] : [])], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
@@ -37,7 +38,7 @@ async function writeThenDie(count: number): Promise<Acked[]> {
   const acked: Acked[] = [];
   for await (const line of createInterface({ input: child.stdout! })) {
     acked.push(JSON.parse(line));
-    if (acked.length === count) break;
+    if (acked.length === expected) break;
   }
   child.kill('SIGKILL');
   await exited;
@@ -124,6 +125,25 @@ describe('LocalWormStore journal', () => {
       for await (const v of store.listVersions(cutShort!.key)) versions.push(v.versionId);
       expect(versions).toEqual([winner.versionId]);
       expect(await readdir(keyDir(dir, cutShort!.key))).not.toContain(blobName(cutShort!.versionId));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps an acknowledged conditional put whose manifest a power loss lost, though the same writer put the key again', async () => {
+    const [first, again] = await writeThenDie(1, 'then-overwrite');
+    expect(again!.key).toBe(first!.key);
+    // The later version's manifest survived; the first one's (written in place, unsynced) did not.
+    await unlink(join(keyDir(dir, first!.key), manifestName(first!.versionId, 0)));
+
+    const store = await LocalWormStore.open({ dir });
+    try {
+      const versions = [];
+      for await (const v of store.listVersions(first!.key)) versions.push(v.versionId);
+      expect(versions.sort()).toEqual([first!.versionId, again!.versionId].sort());
+      expect(
+        Buffer.from((await store.get(first!.key, { versionId: first!.versionId })).body).toString(),
+      ).toBe(first!.body);
     } finally {
       await store.close();
     }
