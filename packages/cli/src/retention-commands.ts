@@ -1,6 +1,6 @@
 import { archiveOperatorAction } from '@holdfast/archiver';
-import { type RetentionPolicy, ValidationError } from '@holdfast/core';
-import { getJson, type ObjectStore, RetentionShortenError } from '@holdfast/worm-store';
+import { HoldfastError, type RetentionPolicy, ValidationError } from '@holdfast/core';
+import { type ObjectStore, RetentionShortenError } from '@holdfast/worm-store';
 import type { Command } from 'commander';
 import { resolveActor } from './actor.ts';
 import { loadPolicy, withStore } from './context.ts';
@@ -23,6 +23,30 @@ export interface SubjectFilter {
   project?: string;
 }
 
+/** At most this many unreadable objects are named in the error's message (all are on `objects`). */
+const NAMED_IN_MESSAGE = 10;
+
+/**
+ * Archived objects that could not be read while looking for a subject's objects: any of them may
+ * be about the subject, so extending the others would leave it at its old, shorter retention
+ * while reporting success. Nothing is changed.
+ */
+export class UnreadableObjectsError extends HoldfastError {
+  readonly subject: string;
+  readonly objects: readonly { key: string; error: string }[];
+
+  constructor(subject: string, objects: readonly { key: string; error: string }[]) {
+    const named = objects.slice(0, NAMED_IN_MESSAGE).map((o) => `${o.key} (${o.error})`);
+    const more = objects.length > named.length ? `, and ${objects.length - named.length} more` : '';
+    super(
+      'HOLDFAST_ERR_OBJECTS_UNREADABLE',
+      `${objects.length} archived object(s) could not be read, so whether they are about subject "${subject}" is unknown; nothing was changed: ${named.join(', ')}${more}`,
+    );
+    this.subject = subject;
+    this.objects = objects;
+  }
+}
+
 /**
  * The platform's own record of operator changes is about the same subjects (a `retention.extended`
  * event names its subject) but is not the subject's data: extending it along would make the next,
@@ -42,21 +66,41 @@ function isOperatorRecord(doc: Record<string, unknown>): boolean {
  * Every current object version about `subject`: JSON events and sidecars are read and matched on
  * their `subject` (and category, project); a sidecar's match brings its blob. O(archive): every
  * JSON object is read once. A metadata index is planned; until then this is an operator command
- * for occasional use, not a hot path.
+ * for occasional use, not a hot path. Fails closed: an object that cannot be read (denied,
+ * throttled, corrupt) may be about the subject, so the scan reads on to name every such object,
+ * then throws UnreadableObjectsError.
  */
 export async function findSubjectVersions(
   store: ObjectStore,
   filter: SubjectFilter,
 ): Promise<SubjectVersion[]> {
   const matched = new Map<string, string>();
+  const unreadable: { key: string; error: string }[] = [];
   for await (const { key } of store.list('')) {
     if (!key.endsWith('.json')) continue;
-    let doc: Record<string, unknown>;
+    let body: Uint8Array;
     try {
-      doc = (await getJson(store, key)) as Record<string, unknown>;
-    } catch {
+      ({ body } = await store.get(key));
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // Deleted since the listing (disposed): there is no retention left to extend.
+      if (code === 'HOLDFAST_ERR_OBJECT_NOT_FOUND') continue;
+      unreadable.push({
+        key,
+        error: `${typeof code === 'string' ? `${code}: ` : ''}${(error as Error).message}`,
+      });
       continue;
     }
+    let doc: Record<string, unknown>;
+    try {
+      doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    } catch {
+      // The store returned the bytes it holds, and they are not JSON: not an event or sidecar (both
+      // are written as JSON) but a blob named .json (a record document, media), whose sidecar
+      // carries its subject and brings it along.
+      continue;
+    }
+    if (typeof doc !== 'object' || doc === null) continue;
     if (doc.subject !== filter.subject || typeof doc.category !== 'string' || isOperatorRecord(doc)) continue;
     if (filter.category !== undefined && doc.category !== filter.category) continue;
     if (filter.project !== undefined && doc.project !== filter.project) continue;
@@ -64,6 +108,7 @@ export async function findSubjectVersions(
     const blobKey = (doc.blob as { key?: unknown } | undefined)?.key;
     if (key.endsWith('.meta.json') && typeof blobKey === 'string') matched.set(blobKey, doc.category);
   }
+  if (unreadable.length > 0) throw new UnreadableObjectsError(filter.subject, unreadable);
   const out: SubjectVersion[] = [];
   for (const [key, category] of [...matched].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const head = await store.head(key);

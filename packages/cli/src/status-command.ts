@@ -67,10 +67,16 @@ export interface BreakerStatus {
 
 export interface PauseStatus {
   project: string;
+  /** `''` when unknown (an unreadable record). */
   since: string;
   trigger: string;
   pausedBy: string;
   reason: string;
+  /**
+   * What is wrong with the pause record when the key holds something else (set by hand): the key
+   * alone pauses the project's email, so it is listed all the same.
+   */
+  unreadable?: string;
 }
 
 export interface SpoolStatus extends PublishedSpoolState {
@@ -132,6 +138,7 @@ export async function collectStatus(
         trigger: p.trigger,
         pausedBy: p.pausedBy,
         reason: p.reason,
+        ...(p.unreadable === undefined ? {} : { unreadable: p.unreadable }),
       })),
       uncertainSends,
       warnings: [],
@@ -216,7 +223,9 @@ export function warningsOf(report: StatusReport, maxSpoolAgeMs: number): StatusW
   for (const p of report.pauses) {
     warn(
       'email-paused',
-      `${p.project}: outbound email PAUSED since ${p.since} (${p.trigger}): see holdfast pause status`,
+      p.unreadable === undefined
+        ? `${p.project}: outbound email PAUSED since ${p.since} (${p.trigger}): see holdfast pause status`
+        : `${p.project}: outbound email PAUSED by a key whose record is unreadable (${p.unreadable}): see holdfast pause status`,
     );
   }
   if (report.uncertainSends.count > 0) {
@@ -439,7 +448,7 @@ export function renderStatus(report: StatusReport): string {
           ['PAUSED PROJECT', 'SINCE', 'BY', 'REASON'],
           report.pauses.map((p) => [
             p.project,
-            `${p.since} (${ago(p.since, report.at)})`,
+            p.since ? `${p.since} (${ago(p.since, report.at)})` : 'unknown',
             `${p.pausedBy} (${p.trigger})`,
             p.reason.length > 60 ? `${p.reason.slice(0, 59)}…` : p.reason,
           ]),

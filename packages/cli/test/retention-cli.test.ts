@@ -3,8 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { archiveEvent } from '@holdfast/archiver';
 import { newEvent, RetentionPolicy, sha256Hex } from '@holdfast/core';
+import { startS3Server } from '@holdfast/testkit/s3-server';
 import { tempDir } from '@holdfast/testkit/temp-dir';
-import { LocalWormStore } from '@holdfast/worm-store';
+import { LocalWormStore, S3WormStore } from '@holdfast/worm-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 const MAIN = resolve(import.meta.dirname, '../src/main.ts');
@@ -26,7 +27,7 @@ function run(
   });
 }
 
-describe('holdfast retention extend / dispose (spawned, local store)', () => {
+describe('holdfast retention extend / dispose (spawned; local store, loopback S3)', () => {
   let dir: { path: string; remove(): Promise<void> };
   let storeDir: string;
   let env: Record<string, string>;
@@ -159,6 +160,60 @@ describe('holdfast retention extend / dispose (spawned, local store)', () => {
         data: { actor: 'compliance@acme', until: '2045-06-30T00:00:00.000Z' },
       });
     });
+  });
+
+  it('extend fails with exit 1 naming the objects S3 refuses to read, and changes nothing', async () => {
+    const server = await startS3Server();
+    const credentials = { accessKeyId: 'holdfast-test', secretAccessKey: 'holdfast-test-secret' };
+    const s3 = await S3WormStore.open({
+      bucket: server.bucket,
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      credentials,
+    });
+    try {
+      const archived = await archiveEvent(
+        s3,
+        RetentionPolicy.defaults(),
+        newEvent({
+          type: 'transaction.posted',
+          occurredAt: new Date(Date.now() - 10 * DAY),
+          project: 'acme',
+          channel: 'record',
+          direction: 'internal',
+          subject: 'acct-77',
+          category: 'financial-transaction',
+          data: { amount: '10.00' },
+        }),
+      );
+      // The operator's role lacks s3:GetObject: no object can be read to see what it is about.
+      server.setDeniedOperations(['GetObject']);
+      const before = server.storedVersions().map((v) => `${v.key} ${v.versionId}`);
+      const result = await run(
+        ['retention', 'extend', '--subject', 'acct-77', '--until', '2045-06-30', '--actor', 'ops'],
+        {
+          HOLDFAST_STORE: `s3://${server.bucket}`,
+          HOLDFAST_S3_ENDPOINT: server.endpoint,
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+        },
+      );
+      expect(result.stdout).toBe('');
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /^holdfast: 1 archived object\(s\) could not be read, so whether they are about subject "acct-77" is unknown; nothing was changed: /,
+      );
+      expect(result.stderr).toContain(archived.key);
+      expect(result.stderr).toContain('(HOLDFAST_ERR_OBJECTS_UNREADABLE)');
+      server.setDeniedOperations([]);
+      // No retention.extended record, and the object keeps its retention.
+      expect(server.storedVersions().map((v) => `${v.key} ${v.versionId}`)).toEqual(before);
+      expect((await s3.head(archived.key))!.retainUntil!.toISOString()).toBe(archived.retainUntil);
+    } finally {
+      await s3.close();
+      await server.close();
+    }
   });
 
   it('dispose --dry-run lists exactly what --execute deletes; a held version is kept', async () => {

@@ -6,7 +6,12 @@ import { tempDir } from '@holdfast/testkit/temp-dir';
 import { LocalWormStore, type ObjectStore, RetentionShortenError, S3WormStore } from '@holdfast/worm-store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeDisposal, planDisposal } from '../src/dispose-command.ts';
-import { extendSubjectRetention, findSubjectVersions, parseUntil } from '../src/retention-commands.ts';
+import {
+  extendSubjectRetention,
+  findSubjectVersions,
+  parseUntil,
+  UnreadableObjectsError,
+} from '../src/retention-commands.ts';
 
 const DAY = 86_400_000;
 
@@ -281,6 +286,87 @@ describe.each(backends)('retention extend and disposal on $name', (backend) => {
     expect(
       (await findSubjectVersions(h.store, { subject: 'cust-10' }))[0]!.retainUntil!.getTime(),
     ).toBeLessThan(longer.getTime());
+  });
+
+  it('refuses to extend while an object it cannot read may be about the subject, naming every such object and changing nothing', async () => {
+    const { contract, audit } = await archiveSubject('cust-9', h.now());
+    const other = await archiveSubject('cust-10', h.now());
+    // The operator's role may list and head objects, but reads of these are denied (no key access).
+    const denied = new Set([audit.key, other.audit.key]);
+    const partlyReadable: ObjectStore = {
+      description: h.store.description,
+      head: (k, o) => h.store.head(k, o),
+      get: async (k, o) => {
+        if (denied.has(k))
+          throw Object.assign(new Error('AccessDenied: not authorised to use the key'), { code: 'EACCES' });
+        return h.store.get(k, o);
+      },
+      list: (p) => h.store.list(p),
+      listVersions: (p) => h.store.listVersions(p),
+      put: (input) => h.store.put(input),
+      extendRetention: (k, id, until) => h.store.extendRetention(k, id, until),
+      setLegalHold: (k, id, on) => h.store.setLegalHold(k, id, on),
+      deleteVersion: (k, id) => h.store.deleteVersion(k, id),
+      close: () => h.store.close(),
+    };
+    const before = await snapshot(h.store);
+    const until = new Date(h.now().getTime() + 10 * 365 * DAY);
+    const refused = await extendSubjectRetention(partlyReadable, policy, {
+      subject: 'cust-9',
+      until,
+      actor: 'ops@acme',
+    }).then(
+      () => undefined,
+      (e: unknown) => e as UnreadableObjectsError,
+    );
+    expect(refused).toMatchObject({ code: 'HOLDFAST_ERR_OBJECTS_UNREADABLE', subject: 'cust-9' });
+    expect(refused).toBeInstanceOf(UnreadableObjectsError);
+    expect(refused!.objects.map((o) => o.key).sort()).toEqual([...denied].sort());
+    expect(refused!.objects[0]!.error).toBe('EACCES: AccessDenied: not authorised to use the key');
+    for (const key of denied) expect(refused!.message).toContain(key);
+    // Nothing extended, nothing recorded: the readable contract was not extended without its audit log.
+    expect(await snapshot(h.store)).toEqual(before);
+    expect(await operatorRecords(h.store, 'retention.extended')).toEqual([]);
+
+    // Readable again, the same request extends all three and records them.
+    const report = await extendSubjectRetention(h.store, policy, {
+      subject: 'cust-9',
+      until,
+      actor: 'ops@acme',
+    });
+    expect(report.extended.map((e) => e.key).sort()).toEqual(
+      [contract.key, sidecarKey(contract.key), audit.key].sort(),
+    );
+    expect(await operatorRecords(h.store, 'retention.extended')).toHaveLength(1);
+  });
+
+  it('finds a document named .json whose bytes are not JSON through its sidecar, and is not stopped by it', async () => {
+    const bytes = Buffer.from('{"truncated": ');
+    const archived = await archiveEvent(
+      h.store,
+      policy,
+      newEvent({
+        type: 'statement.issued',
+        occurredAt: h.now(),
+        project: 'acme',
+        channel: 'record',
+        direction: 'internal',
+        subject: 'cust-11',
+        category: 'contract',
+        data: {
+          document: {
+            contentType: 'application/json',
+            sha256: sha256Hex(bytes),
+            size: bytes.byteLength,
+            base64: bytes.toString('base64'),
+          },
+        },
+      }),
+    );
+    expect(archived.key).toMatch(/\.json$/);
+    expect((await findSubjectVersions(h.store, { subject: 'cust-11' })).map((v) => v.key).sort()).toEqual(
+      [archived.key, sidecarKey(archived.key)].sort(),
+    );
   });
 
   it('disposes of exactly what a dry run lists, writing the destruction log before the first delete', async () => {

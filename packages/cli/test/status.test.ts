@@ -284,6 +284,40 @@ describe('holdfast status', () => {
     expect(human.stdout).not.toContain('OK: no warnings');
   });
 
+  it('lists a pause key set by hand to a non-record as a pause with an unreadable record, and goes on', async () => {
+    await startPrivateRedis();
+    // The sender only checks that the key exists: each of these pauses its project's email.
+    await client.set('holdfast:pause:email:zeta', 'paused');
+    await client.set('holdfast:pause:email:acme', '{}');
+    await client.set('holdfast:pause:email:beta', '{"project":"beta","since":"2026-01-01T00:00:00.000Z"}');
+
+    const json = await runCli(['status', '--json'], env);
+    expect(json.stderr).toBe('');
+    expect(json.code).toBe(2);
+    const report = JSON.parse(json.stdout) as StatusReport;
+    expect(report.pauses.map((p) => [p.project, p.since, p.unreadable])).toEqual([
+      ['acme', '', 'no project, since, reason, trigger, pausedBy, exceeded, figures, eventId, archived'],
+      [
+        'beta',
+        '2026-01-01T00:00:00.000Z',
+        'no reason, trigger, pausedBy, exceeded, figures, eventId, archived',
+      ],
+      ['zeta', '', 'not JSON'],
+    ]);
+    expect(report.pauses[2]!.reason).toMatch(/^unreadable record \(not JSON\)/);
+    expect(report.warnings.filter((w) => w.kind === 'email-paused').map((w) => w.message)).toEqual([
+      expect.stringMatching(/^acme: outbound email PAUSED by a key whose record is unreadable/),
+      expect.stringMatching(/^beta: outbound email PAUSED by a key whose record is unreadable/),
+      'zeta: outbound email PAUSED by a key whose record is unreadable (not JSON): see holdfast pause status',
+    ]);
+
+    const human = await runCli(['status'], env);
+    expect(human.stderr).toBe('');
+    expect(human.code).toBe(2);
+    expect(human.stdout).toMatch(/^zeta\s+unknown\s+unknown \(manual\)\s+unreadable record \(not JSON\)/m);
+    expect(human.stdout).toMatch(/^beta\s+2026-01-01T00:00:00\.000Z \(\d+d ago\)\s+unknown \(manual\)/m);
+  });
+
   it('warns when a spool nears its backlog limit, and loudly once it refuses new events', async () => {
     await startPrivateRedis();
     const state = (host: string, backlog: number, maxBacklog?: number) =>

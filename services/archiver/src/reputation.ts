@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   type EventEnvelope,
   emailPauseKey,
@@ -45,7 +46,8 @@ export const REPUTATION_ACTOR = 'system:reputation';
 
 /** `holdfast:pause:email:<project>`: the pause record the sender checks before each send. */
 export const pauseKey = emailPauseKey;
-const PAUSE_PATTERN = `${QUEUE_PREFIX}:pause:email:*`;
+const PAUSE_PREFIX = `${QUEUE_PREFIX}:pause:email:`;
+const PAUSE_PATTERN = `${PAUSE_PREFIX}*`;
 /** Hash of hour bucket (epoch hours) -> count, one per project and kind. */
 export const reputationCountKey = (project: string, kind: ReputationKind): string =>
   `${QUEUE_PREFIX}:reputation:email:${project}:${kind}`;
@@ -103,6 +105,14 @@ export interface EmailPause {
   pending?: EventEnvelope;
   /** A `reputation.cleared` event being recorded: a clear that did not finish is finished with it. */
   clearing?: EventEnvelope;
+  /**
+   * Set when the key holds something other than a whole pause record (a value set by hand, such as
+   * `paused`): what is wrong with it. The key alone pauses the project's email, so it is reported
+   * as a pause all the same; fields the record lacks are placeholders (`since` is `''` when
+   * unknown, `figures` all zero), `reason` says the record is unreadable, and `eventId` is
+   * `unreadable:<sha1 of the value>`, which lets a clear lift exactly that value.
+   */
+  unreadable?: string;
 }
 
 export interface ReputationContext {
@@ -292,11 +302,11 @@ export async function reputationOf(
 
 /** The project's pause, or undefined when its email flows. One GET: the sender calls it per send. */
 export async function readPause(redis: Redis, project: string): Promise<EmailPause | undefined> {
-  const raw = await redis.get(pauseKey(project));
-  return raw ? (JSON.parse(raw) as EmailPause) : undefined;
+  const raw = await redis.getBuffer(pauseKey(project));
+  return raw ? pauseOf(project, raw) : undefined;
 }
 
-/** Every paused project, by name. */
+/** Every paused project, by name: the one in the key, which is what pauses it. */
 export async function listPauses(redis: Redis): Promise<EmailPause[]> {
   const keys: string[] = [];
   let cursor = '0';
@@ -306,12 +316,97 @@ export async function listPauses(redis: Redis): Promise<EmailPause[]> {
     keys.push(...found);
   } while (cursor !== '0');
   if (keys.length === 0) return [];
-  const values = await redis.mget(...[...new Set(keys)]);
-  return values
-    .filter((v): v is string => v !== null)
-    .map((v) => JSON.parse(v) as EmailPause)
-    .sort((a, b) => a.project.localeCompare(b.project));
+  const unique = [...new Set(keys)];
+  const values = await redis.mgetBuffer(...unique);
+  const pauses: EmailPause[] = [];
+  values.forEach((value, i) => {
+    if (value !== null) pauses.push(pauseOf(unique[i]!.slice(PAUSE_PREFIX.length), value));
+  });
+  return pauses.sort((a, b) => a.project.localeCompare(b.project));
 }
+
+/**
+ * The pause record at a project's key. Anything else there still pauses the project (the sender
+ * only checks that the key exists), so it is never an error here: a status, the archiver's
+ * evaluation after a bounce, a clear must all go on. It becomes a pause marked `unreadable`.
+ */
+function pauseOf(project: string, raw: Buffer): EmailPause {
+  let record: unknown;
+  try {
+    record = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return unreadablePause(project, raw, 'not JSON', {});
+  }
+  if (typeof record !== 'object' || record === null || Array.isArray(record))
+    return unreadablePause(project, raw, 'not a JSON object', {});
+  const r = record as Partial<Record<keyof EmailPause, unknown>>;
+  const missing = [
+    typeof r.project === 'string' ? undefined : 'project',
+    typeof r.since === 'string' ? undefined : 'since',
+    typeof r.reason === 'string' ? undefined : 'reason',
+    r.trigger === 'reputation' || r.trigger === 'manual' ? undefined : 'trigger',
+    typeof r.pausedBy === 'string' ? undefined : 'pausedBy',
+    Array.isArray(r.exceeded) ? undefined : 'exceeded',
+    typeof r.figures === 'object' && r.figures !== null ? undefined : 'figures',
+    typeof r.eventId === 'string' && r.eventId !== '' ? undefined : 'eventId',
+    typeof r.archived === 'boolean' ? undefined : 'archived',
+  ].filter((f) => f !== undefined);
+  if (missing.length > 0) return unreadablePause(project, raw, `no ${missing.join(', ')}`, r);
+  return { ...(record as EmailPause), project };
+}
+
+function unreadablePause(
+  project: string,
+  raw: Buffer,
+  problem: string,
+  record: Partial<Record<keyof EmailPause, unknown>>,
+): EmailPause {
+  // What the record does say is kept; the rest stands in for it.
+  const text = (v: unknown) => (typeof v === 'string' && v.trim() ? v : undefined);
+  const since = text(record.since);
+  const from = since && Number.isFinite(Date.parse(since)) ? since : '';
+  return {
+    project,
+    channel: 'email',
+    since: from,
+    reason: `unreadable record (${problem})${text(record.reason) ? `: ${record.reason}` : ''}; the key ${pauseKey(project)} alone pauses email`,
+    trigger: record.trigger === 'reputation' ? 'reputation' : 'manual',
+    pausedBy: text(record.pausedBy) ?? 'unknown',
+    exceeded: [],
+    figures: {
+      project,
+      window: { hours: 0, from, to: from, freshSince: null },
+      sends: 0,
+      bounces: 0,
+      complaints: 0,
+      bounceRate: null,
+      complaintRate: null,
+      thresholds: { bounceRate: 0, complaintRate: 0, minSends: 0 },
+      exceeded: [],
+    },
+    // As PAUSE_ID (Lua) names it, so that a clear's conditional scripts match this value.
+    eventId:
+      typeof record.eventId === 'string' && record.eventId !== ''
+        ? record.eventId
+        : `unreadable:${createHash('sha1').update(raw).digest('hex')}`,
+    // Nothing to archive: no pause event was ever prepared for it.
+    archived: true,
+    unreadable: problem,
+  };
+}
+
+/**
+ * Lua: `id`, the pause's eventId, as pauseOf gives it for whatever the key holds: the record's own,
+ * or for a value that is not a pause record, one derived from its bytes.
+ */
+const PAUSE_ID = `
+local ok, record = pcall(cjson.decode, current)
+local id
+if ok and type(record) == 'table' and type(record.eventId) == 'string' and record.eventId ~= '' then
+  id = record.eventId
+else
+  id = 'unreadable:' .. redis.sha1hex(current)
+end`;
 
 /** Set the record only if no pause stands and (`*` aside) no clear happened since the figures were read. */
 const BEGIN_PAUSE = new RedisScript(`
@@ -323,14 +418,18 @@ return 1`);
 /** Replace the record only if it is still the same pause (a clear may have removed it meanwhile). */
 const UPDATE_PAUSE = new RedisScript(`
 local current = redis.call('GET', KEYS[1])
-if not current or cjson.decode(current).eventId ~= ARGV[1] then return 0 end
+if not current then return 0 end
+${PAUSE_ID}
+if id ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`);
 
 /** Lift the pause and start a fresh window, in one step, only if it is still the same pause. */
 const END_PAUSE = new RedisScript(`
 local current = redis.call('GET', KEYS[1])
-if not current or cjson.decode(current).eventId ~= ARGV[1] then return 0 end
+if not current then return 0 end
+${PAUSE_ID}
+if id ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return 1`);

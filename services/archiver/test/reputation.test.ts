@@ -20,6 +20,7 @@ import {
   clearPause,
   countEvent,
   type EmailPause,
+  listPauses,
   pauseEmail,
   pauseKey,
   REPUTATION_ACTOR,
@@ -439,6 +440,64 @@ describe('reputation pause for outbound email (real archiver, real Redis, local 
     await clearPause(ctx, { project: 'acme', actor: 'a' });
     await expect(clearPause(ctx, { project: 'acme', actor: 'a' })).rejects.toMatchObject({
       code: 'HOLDFAST_ERR_NOT_PAUSED',
+    });
+  });
+
+  it('listPauses and readPause report a pause key set by hand to a non-record as an unreadable pause, sorted by the project in the key', async () => {
+    await client.set(pauseKey('zeta'), 'paused');
+    await client.set(pauseKey('acme'), '{"since":"2026-01-01T00:00:00.000Z"}');
+    await client.set(pauseKey('beta'), '[1]');
+    const ctx = { redis: client, store, policy, thresholds };
+    const { pause: real } = await pauseEmail(ctx, { project: 'mid', reason: 'by hand', actor: 'oncall' });
+
+    const all = await listPauses(client);
+    expect(all.map((p) => [p.project, p.unreadable])).toEqual([
+      ['acme', 'no project, reason, trigger, pausedBy, exceeded, figures, eventId, archived'],
+      ['beta', 'not a JSON object'],
+      ['mid', undefined],
+      ['zeta', 'not JSON'],
+    ]);
+    expect(all[2]).toEqual(real);
+    const zeta = (await readPause(client, 'zeta'))!;
+    expect(zeta).toMatchObject({
+      project: 'zeta',
+      since: '',
+      trigger: 'manual',
+      pausedBy: 'unknown',
+      archived: true,
+      eventId: expect.stringMatching(/^unreadable:[0-9a-f]{40}$/),
+    });
+    expect(zeta.reason).toBe(`unreadable record (not JSON); the key ${pauseKey('zeta')} alone pauses email`);
+    // What a partial record does say is kept.
+    expect(all[0]!.since).toBe('2026-01-01T00:00:00.000Z');
+  });
+
+  it('keeps an unreadable pause standing through bounces: the archive jobs complete and nothing is re-paused', async () => {
+    await startArchiver();
+    await client.set(pauseKey('acme'), 'paused');
+    const messages = sends('acme', MIN_SENDS);
+    await archive(messages);
+    // Each bounce evaluates the project (reading its pause) inside its archive job.
+    await archive(
+      messages.slice(0, 4).map((m) => sesEvent('acme', 'Bounce', m.data.providerMessageId as string)),
+    );
+    expect(await client.get(pauseKey('acme'))).toBe('paused');
+    expect(await operatorActions(store, 'reputation.paused')).toEqual([]);
+  });
+
+  it('clears a pause key set by hand, archiving the clear', async () => {
+    const ctx = { redis: client, store, policy, thresholds };
+    await client.set(pauseKey('acme'), 'paused');
+    const cleared = await clearPause(ctx, { project: 'acme', actor: 'oncall@acme', reason: 'set by hand' });
+    expect(await client.exists(pauseKey('acme'))).toBe(0);
+    expect(cleared.cleared.unreadable).toBe('not JSON');
+    const [event] = await operatorActions(store, 'reputation.cleared');
+    expect(event).toMatchObject({
+      key: cleared.eventKey,
+      data: {
+        actor: 'oncall@acme',
+        pause: { eventId: cleared.cleared.eventId, eventKey: null, pausedBy: 'unknown' },
+      },
     });
   });
 });

@@ -21,7 +21,9 @@ const OUTCOME_TTL_SECONDS = 30 * 24 * 3600;
 /**
  * `sent`: the provider accepted it (now, or by an attempt a lookup found). `uncertain`: an earlier
  * attempt may have gone out, the provider cannot tell, and the policy is at-most-once: not resent.
- * `rejected`: the provider refused it for good.
+ * `rejected`: the provider refused it for good. A rejection the provider answered (it did not take
+ * the message) does not stop a later run of the job, e.g. the replay of its dead letter once the
+ * cause was fixed: that run sends again.
  */
 export type SendOutcome = 'sent' | 'uncertain' | 'rejected';
 
@@ -44,7 +46,9 @@ interface OpenAttempt {
  * The delivery guarantee. Before every provider call a `message.send-attempted` event is spooled
  * (fsync) and an attempt marker set in Redis; the outcome is then recorded as an event and a
  * Redis outcome marker. A retry therefore finds one of three states:
- * - an outcome marker: the send is settled; the outcome event is recorded again (same id), nothing sent;
+ * - an outcome marker: the send is settled; the outcome event is recorded again (same id), nothing
+ *   sent. Except a rejection the provider answered: it is recorded again, then the run goes on
+ *   as below (it cannot be a second send, as the provider did not take the message);
  * - an attempt marker without an outcome: the earlier attempt crashed or timed out after calling
  *   the provider. It is resolved by asking the provider (`lookup`) where the API allows; where
  *   it does not, a `message.send-uncertain` event is recorded and the channel's delivery policy
@@ -79,7 +83,22 @@ export class SendAttempts {
     const attemptKey = `${QUEUE_PREFIX}:send-attempt:${event.id}`;
     // Both markers in one round trip; the outcome, if there is one, decides.
     const [settled, open] = await Promise.all([this.#redis.get(outcomeKey), this.#openAttempt(attemptKey)]);
-    if (settled) return this.#replay(parseEvent(JSON.parse(settled)));
+    /** The rejected call's number, when this run sends again after it: calls go on counting. */
+    let rejectedAttempt = 0;
+    if (settled) {
+      const recorded = parseEvent(JSON.parse(settled));
+      if (!isAnsweredRejection(recorded)) return this.#replay(recorded);
+      // Rejected with an answer: nothing went out. This run (an operator's replay of the dead
+      // letter, after fixing the cause) sends again; the rejection stays on record under its id.
+      // Any attempt marker left since then is still resolved below, so no call of unknown fate
+      // is ever sent twice.
+      await this.#writer.submit(recorded, 'archive');
+      rejectedAttempt = Number(recorded.data.attempt) || 0;
+      this.#log.info(
+        { eventId: event.id, rejectedAttempt: recorded.data.attempt },
+        'earlier permanent rejection; the provider did not take the message: sending again',
+      );
+    }
 
     const outcome = (type: string, data: object) =>
       newEvent({
@@ -153,7 +172,7 @@ export class SendAttempts {
     }
 
     // A stalled job runs again under the same job attempt: number calls, not job runs.
-    const attempt = Math.max(job.attempt, (open?.attempt ?? 0) + 1);
+    const attempt = Math.max(job.attempt, Math.max(open?.attempt ?? 0, rejectedAttempt) + 1);
     await this.#writer.submit(outcome('message.send-attempted', { attempt }), 'archive');
     await commit(
       this.#redis
@@ -173,6 +192,8 @@ export class SendAttempts {
         const rejected = outcome('message.send-failed', {
           attempt,
           reason: failure.message,
+          // Whether a later run may send again (see isAnsweredRejection).
+          reachedProvider: failure.reachedProvider,
           ...(failure.providerCode ? { providerCode: failure.providerCode } : {}),
           ...(failure.status ? { status: failure.status } : {}),
         });
@@ -223,11 +244,19 @@ export class SendAttempts {
         : recorded.type === 'message.send-failed'
           ? 'rejected'
           : 'uncertain';
-    if (outcome === 'rejected')
-      throw new SendError(String(recorded.data.transport), String(recorded.data.reason), {
-        retryable: false,
-        reachedProvider: 'no',
-      });
+    if (outcome === 'rejected') {
+      // The recorded reason is the original error's message, which already names the transport.
+      const transport = String(recorded.data.transport);
+      const reason = String(recorded.data.reason);
+      throw new SendError(
+        transport,
+        reason.startsWith(`${transport}: `) ? reason.slice(transport.length + 2) : reason,
+        {
+          retryable: false,
+          reachedProvider: recorded.data.reachedProvider === 'no' ? 'no' : 'unknown',
+        },
+      );
+    }
     return {
       outcome,
       ...(typeof providerMessageId === 'string' ? { providerMessageId } : {}),
@@ -235,6 +264,15 @@ export class SendAttempts {
       sentNow: false,
     };
   }
+}
+
+/**
+ * A recorded permanent rejection that the provider answered, so it certainly did not take the
+ * message. Rejections recorded without `reachedProvider` (before it was recorded) or whose call's
+ * fate was unknown stay settled: sending again could be a second email.
+ */
+function isAnsweredRejection(recorded: EventEnvelope): boolean {
+  return recorded.type === 'message.send-failed' && recorded.data.reachedProvider === 'no';
 }
 
 /** Anything a transport threw that is not a SendError is treated as a call of unknown fate. */

@@ -101,6 +101,28 @@ describe('SesTransport (real @aws-sdk/client-sesv2 against SES on loopback)', ()
     expect(error).toMatchObject({ retryable: true, reachedProvider: 'no', status: 403 });
   });
 
+  it.each([
+    ['NotFoundException', 404, 'Configuration set <holdfast-events> does not exist.'],
+    ['MailFromDomainNotVerifiedException', 400, 'MAIL FROM domain is not verified.'],
+    ['AccountSuspendedException', 400, 'The account is suspended from sending.'],
+  ])(
+    'retries %s: an account or configuration problem, not a rejection of the message',
+    async (type, status, message) => {
+      ses.failNext({ status, type, message });
+      const error = await send(transport);
+      expect(error).not.toBeInstanceOf(PermanentSendError);
+      expect(error).toMatchObject({
+        retryable: true,
+        reachedProvider: 'no',
+        providerCode: type,
+        status,
+        code: 'HOLDFAST_ERR_SEND_FAILED',
+      });
+      expect(error.message).toContain(message);
+      expect(ses.sent).toHaveLength(0);
+    },
+  );
+
   it('times out after timeoutMs with reachedProvider unknown', async () => {
     // An endpoint that takes the request and never answers.
     const silent = createServer((req) => {

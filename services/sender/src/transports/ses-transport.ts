@@ -18,12 +18,18 @@ export interface SesTransportOptions {
   timeoutMs?: number;
 }
 
-/** SES rejections that retrying cannot fix. */
-const PERMANENT_SES_ERRORS = new Set([
-  'BadRequestException',
-  'MessageRejected',
-  'MailFromDomainNotVerifiedException',
+/** SES rejections of the message itself, which retrying cannot fix. */
+const PERMANENT_SES_ERRORS = new Set(['BadRequestException', 'MessageRejected']);
+
+/**
+ * SES refused because of the account or its configuration, not the message: a missing
+ * configuration set (`NotFoundException`), an unverified MAIL FROM domain, a suspended account.
+ * Like refused credentials these are retried: an operator fixes them, and meanwhile no email may
+ * be dead-lettered for them.
+ */
+const ACCOUNT_SES_ERRORS = new Set([
   'NotFoundException',
+  'MailFromDomainNotVerifiedException',
   'AccountSuspendedException',
 ]);
 
@@ -96,8 +102,8 @@ export class SesTransport implements EmailTransport {
 /**
  * SES answered with an error, so it did not accept the message, unless it was a server fault
  * (5xx), after which it may have. Rejections of the message are permanent; throttling, and
- * credential or permission problems (a misconfiguration must not dead-letter every email), are
- * retried.
+ * credential, permission, account or configuration problems (a misconfiguration must not
+ * dead-letter every email), are retried.
  */
 function sesFailure(error: unknown, timeoutMs: number): SendError {
   if (error instanceof SESv2ServiceException) {
@@ -109,6 +115,18 @@ function sesFailure(error: unknown, timeoutMs: number): SendError {
     const retryAfterMs = parseRetryAfter(headers?.['retry-after'] ?? headers?.['Retry-After']);
     const withRetryAfter = retryAfterMs === undefined ? {} : { retryAfterMs };
     if (PERMANENT_SES_ERRORS.has(name)) return new PermanentSendError('ses', name, error.message, status);
+    if (ACCOUNT_SES_ERRORS.has(name)) {
+      return new SendError(
+        'ses',
+        `refused the request (check the SES account and its setup): ${name}: ${error.message}`,
+        {
+          retryable: true,
+          reachedProvider: 'no',
+          ...base,
+          cause: error,
+        },
+      );
+    }
     if (THROTTLING_SES_ERRORS.has(name) || status === 429) {
       return new SendError('ses', `throttled: ${name}: ${error.message}`, {
         retryable: true,
