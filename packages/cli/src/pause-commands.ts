@@ -76,6 +76,15 @@ function ago(since: string, now = Date.now()): string {
 }
 
 function describePause(pause: EmailPause, current: ReputationReport): string {
+  // A key set by hand (or a damaged record): only that it pauses is known.
+  if (pause.unreadable !== undefined)
+    return [
+      `${pause.project}: outbound email PAUSED by a key whose record is unreadable`,
+      `  reason: ${pause.reason}`,
+      `  now:         ${figures(current)}`,
+      `  ${windowLine(current)}`,
+      `  resume with: holdfast pause clear --project ${pause.project} --reason <text>`,
+    ].join('\n');
   return [
     `${pause.project}: outbound email PAUSED since ${pause.since} (${ago(pause.since)}) by ${pause.pausedBy} (${pause.trigger})`,
     `  reason: ${pause.reason}`,

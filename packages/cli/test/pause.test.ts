@@ -298,4 +298,14 @@ describe('holdfast pause', () => {
       data: { actor: 'lead@acme', reason: null, pause: { pausedBy: 'oncall@acme', trigger: 'manual' } },
     });
   });
+
+  it('shows a pause key set by hand to a non-record as a pause whose record is unreadable', async () => {
+    await client.set('holdfast:pause:email:beta', 'paused');
+    const status = await runCli(['pause', 'status'], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^beta: outbound email PAUSED by a key whose record is unreadable/);
+    expect(status.stdout).toContain('reason: unreadable record (not JSON)');
+    expect(status.stdout).toContain('resume with: holdfast pause clear --project beta');
+    expect(status.stdout).not.toMatch(/NaN|undefined/);
+  });
 });
