@@ -85,7 +85,9 @@ export function createSnsSigner(options: SnsSignerOptions = {}): SnsSigner {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const certificatePem = selfSignedCertificate(privateKey, publicKey, {
     commonName: 'sns.amazonaws.com',
-    notBefore: options.notBefore ?? new Date(Date.now() - 86_400_000),
+    // Fixed, not "a day ago": tests verify fixtures at their own fixed clocks, which a certificate
+    // made valid from yesterday stops covering a day after they were written.
+    notBefore: options.notBefore ?? new Date('2020-01-01T00:00:00Z'),
     notAfter: options.notAfter ?? new Date(Date.now() + 10 * 365 * 86_400_000),
   });
   return {
